@@ -1,0 +1,23 @@
+//! Types and pure logic shared by the handshake-monitor kernel programs and
+//! the daemon.
+//!
+//! Everything that crosses the kernel/user boundary is `#[repr(C)]`, has
+//! explicit padding and a size assertion, and holds only integers: no
+//! `bool`, `enum` or `Option`, whose bit patterns the kernel side could not
+//! guarantee. Pure logic (the packet parser, the TCP flag classifier) lives
+//! here too so it is unit-tested on the host and runs unchanged in the
+//! kernel.
+#![no_std]
+
+#[cfg(any(test, feature = "frames"))]
+extern crate alloc;
+
+pub mod classify;
+pub mod counters;
+#[cfg(any(test, feature = "frames"))]
+pub mod frames;
+pub mod iface;
+pub mod parse;
+
+#[cfg(feature = "user")]
+mod pod;

@@ -1,0 +1,47 @@
+//! The per-packet work shared by the XDP and TC programs.
+
+use monitor_common::{
+    classify::classify,
+    counters::{Direction, counter_index},
+    iface::{IFINDEX_PROBES, table_position},
+    parse::{PacketView, parse_tcp},
+};
+
+use crate::maps::{COUNTERS, IFINDEX_SLOTS};
+
+/// Parses one packet and counts it, either by TCP flag class or by the
+/// reason the parser skipped it.
+#[inline(always)]
+pub fn observe<V: PacketView>(pkt: &V, ifindex: u32, direction: Direction) {
+    let Some(slot) = slot_of(ifindex) else {
+        return;
+    };
+    let Some(counters) = COUNTERS.get_ptr_mut(counter_index(slot, direction)) else {
+        return;
+    };
+    // SAFETY: a per-CPU map value is only touched by this CPU, and BPF
+    // programs are not preempted on it mid-run.
+    let counters = unsafe { &mut *counters };
+    match parse_tcp(pkt) {
+        Ok(tcp) => {
+            let class = classify(tcp.flags, tcp.payload_len);
+            counters.tcp[class as usize] += 1;
+        }
+        Err(reason) => counters.skipped[reason as usize] += 1,
+    }
+}
+
+/// Counter slot of a monitored interface; `None` for any other.
+#[inline(always)]
+fn slot_of(ifindex: u32) -> Option<u32> {
+    for probe in 0..IFINDEX_PROBES {
+        let entry = IFINDEX_SLOTS.get(table_position(ifindex, probe))?;
+        if entry.ifindex == ifindex {
+            return Some(entry.slot);
+        }
+        if entry.ifindex == 0 {
+            return None;
+        }
+    }
+    None
+}

@@ -1,0 +1,16 @@
+//! handshake-monitor daemon: loads the kernel programs, attaches them to the
+//! monitored interfaces, and serves what they count as Prometheus metrics.
+
+pub mod cli;
+pub mod daemon;
+pub mod ebpf;
+pub mod http;
+pub mod interfaces;
+pub mod metrics;
+pub mod preflight;
+
+/// The kernel object built by `build.rs` from `monitor-ebpf`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
+
+/// Version reported by `--version` and `handshake_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

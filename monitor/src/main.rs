@@ -1,0 +1,34 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use monitor::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            if let Err(err) = monitor::cli::init_logging(&args.log_level) {
+                eprintln!("handshake-monitor: {err:#}");
+                return ExitCode::FAILURE;
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("handshake-monitor: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(monitor::daemon::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("handshake-monitor: error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

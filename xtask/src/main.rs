@@ -1,0 +1,128 @@
+//! Developer and user workflows for handshake-monitor: `cargo xtask <cmd>`.
+//!
+//! Each subcommand lives in its own module; `proc` is how every child
+//! process is spawned, `env` answers questions about the machine.
+
+mod build;
+mod env;
+mod lint;
+mod proc;
+mod run;
+mod setup;
+mod steps;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "handshake-monitor workflows"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check the toolchain pieces and Debian packages; install what is missing.
+    Setup,
+    /// Setup, then build the daemon (and its eBPF object).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Setup, build in release mode, then run handshake-monitor (as root).
+    Run {
+        /// Arguments for handshake-monitor (default: `run`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The whole CI suite: setup, fmt, clippy (host and eBPF), tests.
+    Test {
+        /// Extra args for the test harness, e.g. `--test-threads=1`; put
+        /// cargo's own args before a `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// fmt check, host clippy and eBPF clippy.
+    Lint,
+    /// Format the whole workspace.
+    Fmt,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Build { release } => build::run(*release),
+        Cmd::Run { args } => run::run(args),
+        Cmd::Test { args } => test::run(args),
+        Cmd::Lint => lint::run(),
+        Cmd::Fmt => lint::fmt(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cmd {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .unwrap()
+            .cmd
+    }
+
+    fn run_args(args: &[&str]) -> Vec<String> {
+        match parse(args) {
+            Cmd::Run { args } => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_takes_daemon_flags_with_or_without_separator() {
+        assert_eq!(run_args(&["run", "--iface", "eth0"]), ["--iface", "eth0"]);
+        assert_eq!(
+            run_args(&["run", "--", "--iface", "eth0"]),
+            ["--iface", "eth0"]
+        );
+        assert_eq!(
+            run_args(&["run", "run", "--iface", "eth0"]),
+            ["run", "--iface", "eth0"]
+        );
+        assert!(run_args(&["run"]).is_empty());
+    }
+
+    #[test]
+    fn test_passes_harness_args() {
+        match parse(&["test", "--", "--test-threads=1"]) {
+            Cmd::Test { args } => assert_eq!(args, ["--test-threads=1"]),
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse(&["test", "--test-threads=1"]) {
+            Cmd::Test { args } => assert_eq!(args, ["--test-threads=1"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn build_release_flag() {
+        assert!(matches!(
+            parse(&["build", "--release"]),
+            Cmd::Build { release: true }
+        ));
+        assert!(matches!(parse(&["build"]), Cmd::Build { release: false }));
+    }
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask test`: everything CI runs, in order, stopping at the first
+//! failure.
+
+use anyhow::Result;
+
+use crate::steps::Pipeline;
+use crate::{env, lint, proc, setup};
+
+pub fn run(extra: &[String]) -> Result<()> {
+    let mut p = Pipeline::new("xtask test");
+    p.step("setup", setup::run)?;
+    p.step("fmt", lint::fmt_check)?;
+    p.step("clippy-host", lint::clippy_host)?;
+    p.step("clippy-ebpf", lint::clippy_ebpf)?;
+    p.step("test", || cargo_test(extra))?;
+    p.finish();
+    Ok(())
+}
+
+fn cargo_test(extra: &[String]) -> Result<()> {
+    let mut cmd = proc::cargo(["test"]);
+    cmd.args(lint::HOST_PACKAGES).args(cargo_test_args(extra));
+    // Many tests load BPF programs and create network namespaces, which
+    // needs root. Build as the caller (so target/ stays theirs) and run only
+    // the test binaries as root, through cargo's per-target runner.
+    if !env::is_root() {
+        if env::have_sudo() {
+            let var = env::runner_env_var(&env::host_triple()?);
+            eprintln!("xtask test: not root; running test binaries through `sudo -E` ({var})");
+            cmd.env(var, "sudo -E");
+        } else {
+            eprintln!("xtask test: warning: not root and no sudo; tests that need root will fail");
+        }
+    }
+    proc::run(&mut cmd)
+}
+
+/// Where the user's extra args go. Without a `--` they are for the test
+/// harness (`cargo xtask test -- --test-threads=1 name_filter`); with one,
+/// the part before it is for cargo and the rest for the harness
+/// (`cargo xtask test -- --release -- --nocapture`).
+fn cargo_test_args(extra: &[String]) -> Vec<String> {
+    if extra.is_empty() || extra.iter().any(|a| a == "--") {
+        extra.to_vec()
+    } else {
+        std::iter::once("--".to_owned())
+            .chain(extra.iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn extra_args_default_to_the_harness() {
+        assert_eq!(cargo_test_args(&[]), Vec::<String>::new());
+        assert_eq!(
+            cargo_test_args(&args(&["--test-threads=1"])),
+            args(&["--", "--test-threads=1"])
+        );
+    }
+
+    #[test]
+    fn explicit_separator_splits_cargo_and_harness_args() {
+        let a = args(&["--release", "--", "--nocapture"]);
+        assert_eq!(cargo_test_args(&a), a);
+    }
+}
