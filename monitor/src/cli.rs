@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 /// Default metrics port: outside the ports of Prometheus (9090-9094),
@@ -41,16 +40,23 @@ pub struct RunArgs {
 
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
-    #[arg(long, value_name = "L", default_value = "info")]
+    #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
 }
 
+fn parse_log_level(level: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| level.to_string())
+        .map_err(|_| {
+            "use error, warn, info, debug, trace or a tracing filter such as monitor=debug".into()
+        })
+}
+
 /// Logs go to stderr, where journald picks them up; no colours when stderr
-/// is not a terminal.
-pub fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| {
-        format!("invalid --log-level {level:?}: use error, warn, info, debug or trace")
-    })?;
+/// is not a terminal. `level` was validated by the argument parser.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -58,5 +64,4 @@ pub fn init_logging(level: &str) -> anyhow::Result<()> {
         .with_ansi(ansi)
         .with_target(false)
         .init();
-    Ok(())
 }

@@ -30,9 +30,9 @@ const COUNTERS_MAP: &str = "COUNTERS";
 
 #[derive(Debug, Error)]
 pub enum EbpfError {
-    #[error("loading the BPF object into the kernel failed: {0}")]
+    #[error("loading the BPF object into the kernel failed")]
     Object(#[source] aya::EbpfError),
-    #[error("the kernel rejected program {program}: {source}")]
+    #[error("the kernel rejected program {program}")]
     Program {
         program: &'static str,
         #[source]
@@ -45,7 +45,7 @@ pub enum EbpfError {
         kind: &'static str,
         name: &'static str,
     },
-    #[error("map {map}: {source}")]
+    #[error("BPF map {map}")]
     Map {
         map: &'static str,
         #[source]
@@ -66,7 +66,7 @@ pub enum EbpfError {
         native: String,
         generic: String,
     },
-    #[error("attaching the TC egress program to {iface} failed: {source}")]
+    #[error("attaching the TC egress program to {iface} failed")]
     TcAttach {
         iface: String,
         #[source]
@@ -249,6 +249,19 @@ fn errno(err: &ProgramError) -> Option<i32> {
     }
 }
 
+/// An error with its sources: aya's messages name the syscall, the source
+/// names the errno.
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn is_busy(err: &ProgramError) -> bool {
     matches!(errno(err), Some(libc::EBUSY | libc::EEXIST))
 }
@@ -267,7 +280,7 @@ fn attach_xdp(program: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, Ebp
         Ok(_) => {
             tracing::warn!(
                 interface = %iface.name,
-                reason = %native,
+                reason = %describe(&native),
                 "native XDP is not available on this interface; running in generic (SKB) mode, \
                  which sees the same packets at a higher cost per packet"
             );
@@ -278,8 +291,8 @@ fn attach_xdp(program: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, Ebp
         }),
         Err(generic) => Err(EbpfError::XdpAttach {
             iface: iface.name.clone(),
-            native: native.to_string(),
-            generic: generic.to_string(),
+            native: describe(&native),
+            generic: describe(&generic),
         }),
     }
 }

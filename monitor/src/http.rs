@@ -23,7 +23,7 @@ pub enum HttpError {
          --metrics-addr ADDR:PORT"
     )]
     AddrInUse { addr: SocketAddr },
-    #[error("cannot listen on metrics address {addr}: {source}")]
+    #[error("cannot listen on metrics address {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -7,10 +7,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
-            if let Err(err) = monitor::cli::init_logging(&args.log_level) {
-                eprintln!("handshake-monitor: {err:#}");
-                return ExitCode::FAILURE;
-            }
+            monitor::cli::init_logging(&args.log_level);
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -24,7 +21,6 @@ fn main() -> ExitCode {
             match runtime.block_on(monitor::daemon::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    tracing::error!("{err:#}");
                     eprintln!("handshake-monitor: error: {err:#}");
                     ExitCode::FAILURE
                 }

@@ -22,7 +22,7 @@ pub enum PreflightError {
          AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON"
     )]
     MissingCapabilities { missing: String },
-    #[error("cannot read the process capabilities from /proc/self/status: {0}")]
+    #[error("cannot read the process capabilities from /proc/self/status")]
     Status(#[source] std::io::Error),
 }
 

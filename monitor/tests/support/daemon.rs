@@ -1,0 +1,186 @@
+//! `Daemon`: the real `handshake-monitor` binary running in a lab namespace,
+//! killed by its guard if a test does not stop it.
+
+use std::{
+    fs::{self, File},
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::http;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_handshake-monitor");
+/// Loading and verifying the programs takes well under a second here; the
+/// margin is for a loaded CI machine.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Daemon {
+    child: Child,
+    ns: String,
+    metrics: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `run --iface IF... --metrics-addr 127.0.0.1:PORT` in `ns` and
+    /// waits until /healthz answers, which it does only once every
+    /// interface is attached.
+    pub fn start(ns: &str, ifaces: &[&str], port: u16) -> Self {
+        Self::start_as(ns, &[], Path::new(BINARY), ifaces, port)
+    }
+
+    /// [`Daemon::start`] with `binary` run through `wrapper` (e.g. setpriv).
+    pub fn start_as(
+        ns: &str,
+        wrapper: &[String],
+        binary: &Path,
+        ifaces: &[&str],
+        port: u16,
+    ) -> Self {
+        let mut args = vec!["run".to_string()];
+        for iface in ifaces {
+            args.extend(["--iface".to_string(), iface.to_string()]);
+        }
+        args.extend(["--metrics-addr".to_string(), format!("127.0.0.1:{port}")]);
+        let mut daemon = Self::spawn(ns, wrapper, binary, &args);
+        daemon.wait_healthy();
+        daemon
+    }
+
+    /// Spawns `ip netns exec NS [wrapper...] BINARY args...` without waiting
+    /// for anything. `ip netns exec` execs in place, so the child's pid is
+    /// the daemon's and signals reach it directly.
+    pub fn spawn(ns: &str, wrapper: &[String], binary: &Path, args: &[String]) -> Self {
+        let stderr_path = std::env::temp_dir().join(format!(
+            "hmt-{}-{}-stderr.log",
+            std::process::id(),
+            super::unique()
+        ));
+        let stderr = File::create(&stderr_path)
+            .unwrap_or_else(|err| panic!("creating {}: {err}", stderr_path.display()));
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(wrapper)
+            .arg(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawning {} in {ns}: {err}", binary.display()));
+        let metrics = metrics_addr(args).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 9879)));
+        Self {
+            child,
+            ns: ns.to_string(),
+            metrics,
+            stderr_path,
+        }
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn healthz(&self) -> std::io::Result<String> {
+        http::get(&self.ns, self.metrics, "/healthz")
+    }
+
+    pub fn scrape(&self) -> String {
+        http::get(&self.ns, self.metrics, "/metrics").unwrap_or_else(|err| {
+            panic!(
+                "scraping {}: {err}\nstderr:\n{}",
+                self.metrics,
+                self.stderr()
+            )
+        })
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the daemon") {
+                panic!(
+                    "the daemon exited during start-up ({status}):\n{}",
+                    self.stderr()
+                );
+            }
+            match self.healthz() {
+                Ok(body) if body == "ok\n" => return,
+                Ok(body) => panic!("/healthz answered {body:?}\nstderr:\n{}", self.stderr()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(err) => panic!(
+                    "/healthz did not answer within {START_TIMEOUT:?} ({err})\nstderr:\n{}",
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.stop(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit.
+    pub fn stop(&mut self, signal: libc::c_int) -> ExitStatus {
+        if self.child.try_wait().expect("polling the daemon").is_none() {
+            // SAFETY: kill has no memory-safety preconditions; the child is
+            // not reaped yet, so its pid cannot have been reused.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        }
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the daemon to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the daemon") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit within {EXIT_TIMEOUT:?}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A daemon still running here belongs to a failed test: SIGKILL
+        // closes its link fds, which detaches its programs.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// Runs the daemon in `ns` with `args` until it exits on its own (the error
+/// paths); returns its exit status and stderr.
+pub fn run_to_exit(
+    ns: &str,
+    wrapper: &[String],
+    binary: &Path,
+    args: &[&str],
+) -> (ExitStatus, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut daemon = Daemon::spawn(ns, wrapper, binary, &args);
+    let status = daemon.wait_exit();
+    (status, daemon.stderr())
+}
+
+fn metrics_addr(args: &[String]) -> Option<SocketAddr> {
+    let at = args.iter().position(|a| a == "--metrics-addr")?;
+    args.get(at + 1)?.parse().ok()
+}

@@ -1,0 +1,55 @@
+//! Shared machinery for the end-to-end tests: network namespace labs, the
+//! real daemon binary under a guard, traffic, scraping and attachment checks.
+//!
+//! Every helper is bounded in time: a broken daemon or kernel makes a test
+//! fail with a message, never hang.
+
+pub mod attach;
+pub mod cmd;
+pub mod daemon;
+pub mod http;
+pub mod lab;
+pub mod netns;
+pub mod privilege;
+pub mod prom;
+pub mod traffic;
+
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// These tests create namespaces, attach BPF programs and switch network
+/// namespaces: without root they cannot say anything, and a silent skip
+/// would read as a pass.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the end-to-end tests must run as root (they create network namespaces and attach \
+         BPF programs); run them with sudo or in a root container"
+    );
+}
+
+/// A number unique within this test process, for names and subnets.
+pub fn unique() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it
+/// held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
