@@ -9,7 +9,10 @@
 )]
 mod support;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use support::{
     attach, daemon::Daemon, lab::NetnsLab, privilege, prom, require_root, traffic, wait_until,
@@ -89,14 +92,7 @@ fn counts_real_connections_exactly() {
     require_root();
     let lab = NetnsLab::pair();
     let link = lab.link();
-    let daemon = Daemon::start(&lab.hub, &[&link.hub_if], 19871);
-
-    let server_addr = SocketAddr::from((link.peer_addr, SERVER_PORT));
-    let server = traffic::Server::start(&link.peer_ns, server_addr, N);
-    traffic::exchange_many(&lab.hub, server_addr, N);
-    server.join();
-
-    let text = settled_scrape(&daemon, &link.hub_if, N);
+    let text = connect_and_scrape(&lab, IpAddr::V4(link.peer_addr), N, 19871);
     assert_counts(&text, &link.hub_if, &client_side_counts(N));
     // Every connection's handshake ends with the client's pure ACK.
     let acks = tcp_packets(&text, &link.hub_if, "egress", "ack");
@@ -127,15 +123,21 @@ fn counts_ipv6_connections_exactly() {
     require_root();
     let lab = NetnsLab::pair();
     let link = lab.link();
-    let daemon = Daemon::start(&lab.hub, &[&link.hub_if], 19876);
-
-    let server_addr = SocketAddr::from((link.peer_addr6, SERVER_PORT));
-    let server = traffic::Server::start(&link.peer_ns, server_addr, N);
-    traffic::exchange_many(&lab.hub, server_addr, N);
-    server.join();
-
-    let text = settled_scrape(&daemon, &link.hub_if, N);
+    let text = connect_and_scrape(&lab, IpAddr::V6(link.peer_addr6), N, 19876);
     assert_counts(&text, &link.hub_if, &client_side_counts(N));
+}
+
+/// A daemon on the hub's end of the lab's link, `n` connections from the
+/// hub to a server at `server_ip` in the peer namespace, and the scrape
+/// once the counts have settled.
+fn connect_and_scrape(lab: &NetnsLab, server_ip: IpAddr, n: usize, metrics_port: u16) -> String {
+    let link = lab.link();
+    let daemon = Daemon::start(&lab.hub, &[&link.hub_if], metrics_port);
+    let server_addr = SocketAddr::new(server_ip, SERVER_PORT);
+    let server = traffic::Server::start(&link.peer_ns, server_addr, n);
+    traffic::exchange_many(&lab.hub, server_addr, n);
+    server.join();
+    settled_scrape(&daemon, &link.hub_if, n)
 }
 
 #[test]
