@@ -213,6 +213,12 @@ impl Programs {
         Ok(CounterReader { map })
     }
 
+    /// The loaded object, for subsystems that bring programs of their own
+    /// (they stay attached as long as it lives).
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     pub fn xdp(&mut self) -> Result<&mut Xdp, EbpfError> {
         xdp_program(&mut self.ebpf)
     }
