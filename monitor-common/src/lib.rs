@@ -11,13 +11,19 @@
 
 #[cfg(any(test, feature = "frames"))]
 extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod classify;
 pub mod counters;
+pub mod flow;
 #[cfg(any(test, feature = "frames"))]
 pub mod frames;
+pub mod handshake;
+pub mod histogram;
 pub mod iface;
 pub mod parse;
+pub mod tcp_state;
 
 #[cfg(feature = "user")]
 mod pod;

@@ -307,6 +307,42 @@ fn parse_tcp_header<V: PacketView + ?Sized>(
     })
 }
 
+/// Addresses, ports and sequence numbers of a parsed TCP segment. IPv4
+/// addresses fill the first 4 bytes of the address arrays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFields {
+    pub src_addr: [u8; 16],
+    pub dst_addr: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+}
+
+/// Reads the fields the flow table needs from a frame `parse_tcp` accepted.
+#[inline(always)]
+pub fn read_fields<V: PacketView + ?Sized>(
+    pkt: &V,
+    tcp: &TcpPacket,
+) -> Result<TcpFields, SkipReason> {
+    let l3 = usize::from(tcp.l3_offset);
+    let mut fields = TcpFields::default();
+    if tcp.ip_version == 4 {
+        let addrs: [u8; 8] = read(pkt, l3 + 12)?;
+        fields.src_addr[..4].copy_from_slice(&addrs[..4]);
+        fields.dst_addr[..4].copy_from_slice(&addrs[4..]);
+    } else {
+        fields.src_addr = read(pkt, l3 + 8)?;
+        fields.dst_addr = read(pkt, l3 + 24)?;
+    }
+    let head: [u8; 12] = read(pkt, usize::from(tcp.l4_offset))?;
+    fields.src_port = be16([head[0], head[1]]);
+    fields.dst_port = be16([head[2], head[3]]);
+    fields.seq = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    fields.ack = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+    Ok(fields)
+}
+
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;

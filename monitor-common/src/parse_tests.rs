@@ -197,3 +197,22 @@ fn skip_reason_names_are_unique_and_indexed() {
         }
     }
 }
+
+#[test]
+fn fields_of_ipv4_and_ipv6_segments() {
+    let mut f = TcpFrame::v4(SYN | ACK).with_vlans(&[DOT1Q]);
+    f.seq = 0xdead_beef;
+    f.ack = 7;
+    let frame = f.build();
+    let p = parse(&frame).unwrap();
+    let fields = read_fields(frame.as_slice(), &p).unwrap();
+    assert_eq!(&fields.src_addr[..4], &crate::frames::CLIENT_V4);
+    assert_eq!(&fields.dst_addr[4..], &[0; 12]);
+    assert_eq!((fields.src_port, fields.dst_port), (40000, 443));
+    assert_eq!((fields.seq, fields.ack), (0xdead_beef, 7));
+
+    let frame = TcpFrame::v6(SYN).build();
+    let fields = read_fields(frame.as_slice(), &parse(&frame).unwrap()).unwrap();
+    assert_eq!(fields.src_addr, crate::frames::CLIENT_V6);
+    assert_eq!(fields.dst_addr, crate::frames::SERVER_V6);
+}

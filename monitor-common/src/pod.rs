@@ -7,3 +7,15 @@ use crate::{counters::DirectionCounters, iface::IfindexSlot};
 unsafe impl aya::Pod for DirectionCounters {}
 // SAFETY: repr(C), two u32 fields, no padding.
 unsafe impl aya::Pod for IfindexSlot {}
+// SAFETY: repr(C), u64 arrays only, no padding (size assert next to it).
+unsafe impl aya::Pod for crate::tcp_state::KernelStateCounters {}
+// SAFETY: repr(C), eight u32 fields, no padding (size assert next to it).
+unsafe impl aya::Pod for crate::tcp_state::KernelStateConfig {}
+
+// SAFETY (all below): repr(C), integer fields only, no implicit padding
+// (explicit `_pad` fields; see the size asserts next to each type).
+unsafe impl aya::Pod for crate::flow::FlowKey {}
+unsafe impl aya::Pod for crate::flow::FlowState {}
+unsafe impl aya::Pod for crate::flow::HandshakeCounters {}
+unsafe impl aya::Pod for crate::flow::FlowConfig {}
+unsafe impl aya::Pod for crate::histogram::Histogram {}

@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+mod flows;
+mod kernel_state;
 mod maps;
 mod observe;
 mod view;

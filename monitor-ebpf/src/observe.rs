@@ -1,7 +1,7 @@
 //! The per-packet work shared by the XDP and TC programs.
 
 use monitor_common::{
-    classify::classify,
+    classify::{FlagClass, classify},
     counters::{Direction, counter_index},
     iface::{IFINDEX_PROBES, table_position},
     parse::{PacketView, parse_tcp},
@@ -26,6 +26,17 @@ pub fn observe<V: PacketView>(pkt: &V, ifindex: u32, direction: Direction) {
         Ok(tcp) => {
             let class = classify(tcp.flags, tcp.payload_len);
             counters.tcp[class as usize] += 1;
+            // Data segments, the bulk of traffic, never touch the flow table.
+            if matches!(
+                class,
+                FlagClass::Syn
+                    | FlagClass::SynAck
+                    | FlagClass::Ack
+                    | FlagClass::Fin
+                    | FlagClass::Rst
+            ) {
+                crate::flows::track(pkt, &tcp, class, slot, direction, counters);
+            }
         }
         Err(reason) => counters.skipped[reason as usize] += 1,
     }

@@ -12,8 +12,13 @@ use monitor_common::parse::PacketView;
 /// Direct reads of `[data, data_end)`, checked the way the verifier
 /// requires: pointer plus constant length compared with `data_end`.
 #[inline(always)]
-fn direct<const N: usize>(data: usize, data_end: usize, offset: usize) -> Option<[u8; N]> {
+fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Option<[u8; N]> {
     let start = data + offset;
+    // A fresh (volatile) read of data_end keeps LLVM from dropping this
+    // check as implied by an earlier one: the verifier only trusts a check
+    // made on the very pointer it is about to dereference.
+    // SAFETY: `data_end` is a valid reference.
+    let data_end = unsafe { ptr::read_volatile(data_end) };
     if start + N > data_end {
         return None;
     }
@@ -39,7 +44,7 @@ impl XdpView {
 impl PacketView for XdpView {
     #[inline(always)]
     fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        direct(self.data, self.data_end, offset)
+        direct(self.data, &self.data_end, offset)
     }
 
     #[inline(always)]
@@ -77,7 +82,7 @@ impl<'a> SkbView<'a> {
 impl PacketView for SkbView<'_> {
     #[inline(always)]
     fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        if let Some(bytes) = direct(self.data, self.data_end, offset) {
+        if let Some(bytes) = direct(self.data, &self.data_end, offset) {
             return Some(bytes);
         }
         let mut out = [0u8; N];

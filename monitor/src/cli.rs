@@ -1,7 +1,7 @@
 //! Command line: `handshake-monitor run [--iface IF]... [--metrics-addr
 //! ADDR:PORT] [--log-level L]`.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -38,10 +38,47 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: SocketAddr,
 
+    /// Entries of the flow table (half-open and established flows).
+    #[arg(long, value_name = "N", default_value_t = crate::flows::DEFAULT_TABLE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    pub flow_table_size: u32,
+
+    /// Seconds after its SYN a handshake that has not completed counts as
+    /// timed_out (default: Linux's SYN-ACK retry span, 63 s).
+    #[arg(long, value_name = "SECONDS", default_value = "63", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+
+    /// Flows each CPU may start tracking per second; SYNs beyond that are
+    /// counted but not tracked, so a SYN flood cannot churn the table.
+    #[arg(long, value_name = "N", default_value_t = crate::flows::DEFAULT_INSERTS_PER_SEC_PER_CPU,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub flow_inserts_per_sec: u64,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
+}
+
+impl RunArgs {
+    pub fn flow_settings(&self) -> crate::flows::FlowSettings {
+        crate::flows::FlowSettings {
+            table_size: self.flow_table_size,
+            handshake_timeout: self.handshake_timeout,
+            inserts_per_sec_per_cpu: self.flow_inserts_per_sec,
+            insert_burst: crate::flows::DEFAULT_INSERT_BURST.min(self.flow_inserts_per_sec),
+        }
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&seconds) {
+        return Err("must be between 0.1 and 3600 seconds".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn parse_log_level(level: &str) -> Result<String, String> {

@@ -1,6 +1,10 @@
 //! `handshake-monitor run`: check, load, attach, serve, detach.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use tokio::{
@@ -11,7 +15,9 @@ use tokio::{
 use crate::{
     cli::RunArgs,
     ebpf::{Attachment, Programs},
-    http, interfaces, metrics, preflight,
+    flow_metrics::FlowCollector,
+    flows::{FlowTracker, monotonic_ns},
+    http, interfaces, kernel_state, metrics, preflight,
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -21,7 +27,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Bind first: a taken port must fail before anything is attached.
     let listener = http::bind(args.metrics_addr).await?;
 
-    let mut programs = Programs::load()?;
+    let flow_settings = args.flow_settings();
+    let mut programs = Programs::load_with(&flow_settings)?;
     let mut attachments: Vec<Attachment> = Vec::with_capacity(ifaces.len());
     for iface in &ifaces {
         // On error, dropping `programs` detaches what was attached so far.
@@ -35,10 +42,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         attachments.push(attachment);
     }
+    // The kernel's own view (tp_btf); on error `programs` drops as above.
+    let kernel_view = kernel_state::attach(programs.ebpf_mut())
+        .context("attaching the kernel-state tracepoint programs")?;
 
     let registry = metrics::registry(programs.take_counters()?, &attachments)
         .context("registering metrics")?;
+    registry
+        .register(Box::new(kernel_view))
+        .context("registering the kernel-state metrics")?;
+    let slots = attachments.iter().map(|a| a.slot).collect();
+    let tracker = Arc::new(Mutex::new(FlowTracker::new(
+        &mut programs,
+        flow_settings,
+        slots,
+    )?));
+    let named_slots = attachments
+        .iter()
+        .map(|a| (a.iface.name.clone(), a.slot))
+        .collect();
+    registry
+        .register(Box::new(FlowCollector::new(
+            Arc::clone(&tracker),
+            named_slots,
+        )))
+        .context("registering the flow metrics")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep_flows(tracker, stop_rx.clone()));
     let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx));
     tracing::info!(
         metrics = %format!("http://{}/metrics", args.metrics_addr),
@@ -51,6 +81,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(signal = signal_name, "shutting down");
     let _ = stop_tx.send(true);
     let _ = server.await;
+    let _ = sweeper.await;
     drop(programs);
     tracing::info!(
         interfaces = attachments.len(),
@@ -66,4 +97,31 @@ async fn wait_for_shutdown() -> anyhow::Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+/// Once a second: end the handshakes past their timeout, measure the table.
+/// The walk is blocking map syscalls, so it runs off the async thread.
+async fn sweep_flows(tracker: Arc<Mutex<FlowTracker>>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let tracker = Arc::clone(&tracker);
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut tracker = match tracker.lock() {
+                Ok(t) => t,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            tracker.sweep(monotonic_ns())
+        })
+        .await;
+        match swept {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!("sweeping the flow table failed: {err}"),
+            Err(err) => tracing::warn!("the flow table sweep panicked: {err}"),
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use std::io;
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray},
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
@@ -17,16 +17,19 @@ use aya::{
 };
 use monitor_common::{
     counters::{Direction, DirectionCounters, counter_index},
+    flow::FlowConfig,
     iface::{IFINDEX_TABLE_SIZE, IfindexSlot, place},
 };
 use thiserror::Error;
 
-use crate::interfaces::Interface;
+use crate::{flows::FlowSettings, interfaces::Interface};
 
 pub const XDP_PROGRAM: &str = "hs_xdp_ingress";
 pub const TC_PROGRAM: &str = "hs_tc_egress";
 const IFINDEX_SLOTS_MAP: &str = "IFINDEX_SLOTS";
 const COUNTERS_MAP: &str = "COUNTERS";
+const FLOWS_MAP: &str = "FLOWS";
+const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
 
 #[derive(Debug, Error)]
 pub enum EbpfError {
@@ -128,9 +131,32 @@ pub struct Programs {
 }
 
 impl Programs {
-    /// Loads both programs into the kernel (the verifier runs here).
+    /// Loads the programs with the default flow settings.
     pub fn load() -> Result<Self, EbpfError> {
-        let mut ebpf = Ebpf::load(crate::EBPF_OBJECT).map_err(EbpfError::Object)?;
+        Self::load_with(&FlowSettings::default())
+    }
+
+    /// Loads both programs into the kernel (the verifier runs here), with
+    /// the flow table sized and its insert budget set from `flows`.
+    pub fn load_with(flows: &FlowSettings) -> Result<Self, EbpfError> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(FLOWS_MAP, flows.table_size)
+            .load(crate::EBPF_OBJECT)
+            .map_err(EbpfError::Object)?;
+        let config = FlowConfig {
+            inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
+            insert_burst: flows.insert_burst,
+        };
+        let map = ebpf.map_mut(FLOW_CONFIG_MAP).ok_or(EbpfError::Missing {
+            kind: "map",
+            name: FLOW_CONFIG_MAP,
+        })?;
+        let map_err = |source| EbpfError::Map {
+            map: FLOW_CONFIG_MAP,
+            source,
+        };
+        let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
+        table.set(0, config, 0).map_err(map_err)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
         xdp_program(&mut ebpf)?
             .load()

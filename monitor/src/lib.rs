@@ -4,10 +4,14 @@
 pub mod cli;
 pub mod daemon;
 pub mod ebpf;
+pub mod flow_metrics;
+pub mod flows;
 pub mod http;
 pub mod interfaces;
+pub mod kernel_state;
 pub mod metrics;
 pub mod preflight;
+pub mod promfam;
 
 /// The kernel object built by `build.rs` from `monitor-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));

@@ -3,7 +3,9 @@
 
 use std::sync::Mutex;
 
-use monitor_common::{classify::FlagClass, counters::Direction, parse::SkipReason};
+use monitor_common::{
+    classify::FlagClass, counters::Direction, flow::Untracked, parse::SkipReason,
+};
 use prometheus::{
     Encoder as _, IntCounterVec, IntGaugeVec, Opts, Registry,
     core::{Collector, Desc},
@@ -14,6 +16,7 @@ use crate::ebpf::{Attachment, CounterReader};
 
 pub const TCP_PACKETS: &str = "handshake_tcp_packets_total";
 pub const SKIPPED_PACKETS: &str = "handshake_parser_skipped_packets_total";
+pub const UNTRACKED_SEGMENTS: &str = "handshake_tcp_untracked_segments_total";
 pub const BUILD_INFO: &str = "handshake_build_info";
 pub const INTERFACE_INFO: &str = "handshake_interface_info";
 
@@ -46,12 +49,28 @@ fn skipped_packets_vec() -> IntCounterVec {
     .expect("static metric definition")
 }
 
+fn untracked_segments_vec() -> IntCounterVec {
+    IntCounterVec::new(
+        Opts::new(
+            UNTRACKED_SEGMENTS,
+            "SYN-ACK, FIN and RST segments of no tracked flow (connections older than the \
+             daemon, flows not admitted or evicted, scans), by direction and flag.",
+        ),
+        &["interface", "direction", "flag"],
+    )
+    .expect("static metric definition")
+}
+
 impl PacketCollector {
     pub fn new(reader: CounterReader, attachments: &[Attachment]) -> Self {
-        let descs = [tcp_packets_vec(), skipped_packets_vec()]
-            .iter()
-            .flat_map(|v| v.desc().into_iter().cloned())
-            .collect();
+        let descs = [
+            tcp_packets_vec(),
+            skipped_packets_vec(),
+            untracked_segments_vec(),
+        ]
+        .iter()
+        .flat_map(|v| v.desc().into_iter().cloned())
+        .collect();
         Self {
             reader: Mutex::new(reader),
             interfaces: attachments
@@ -71,6 +90,7 @@ impl Collector for PacketCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let packets = tcp_packets_vec();
         let skipped = skipped_packets_vec();
+        let untracked = untracked_segments_vec();
         let reader = match self.reader.lock() {
             Ok(reader) => reader,
             Err(poisoned) => poisoned.into_inner(),
@@ -90,6 +110,11 @@ impl Collector for PacketCollector {
                         .with_label_values(&[name.as_str(), dir, class.name()])
                         .inc_by(counters.tcp[class as usize]);
                 }
+                for what in Untracked::ALL {
+                    untracked
+                        .with_label_values(&[name.as_str(), dir, what.name()])
+                        .inc_by(counters.untracked[what as usize]);
+                }
                 for reason in SkipReason::ALL {
                     skipped
                         .with_label_values(&[name.as_str(), dir, reason.name()])
@@ -99,6 +124,7 @@ impl Collector for PacketCollector {
         }
         let mut families = packets.collect();
         families.extend(skipped.collect());
+        families.extend(untracked.collect());
         families
     }
 }

@@ -7,11 +7,14 @@
 pub mod attach;
 pub mod cmd;
 pub mod daemon;
+pub mod handshakes;
 pub mod http;
 pub mod lab;
 pub mod netns;
 pub mod privilege;
 pub mod prom;
+pub mod rawtcp;
+pub mod sockets;
 pub mod traffic;
 
 use std::{

@@ -1,0 +1,355 @@
+//! The flow table shared by the XDP and TC programs, and the per-role
+//! handshake counters and histograms kept next to it.
+//!
+//! A flow is keyed from the monitored host's side: on ingress the local
+//! end is the destination, on egress the source. So one lookup finds the
+//! flow from either direction, and the key never needs normalising.
+
+/// Which end of the handshake the monitored host plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Role {
+    /// The host accepted the connection: SYN in, SYN-ACK out, ACK in.
+    Server = 0,
+    /// The host opened it: SYN out, SYN-ACK in, ACK out.
+    Client = 1,
+}
+
+impl Role {
+    pub const COUNT: usize = 2;
+    pub const ALL: [Self; Self::COUNT] = [Self::Server, Self::Client];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+        }
+    }
+
+    /// The role implied by the direction a SYN travels in.
+    #[inline(always)]
+    pub const fn of_syn(from_local: bool) -> Self {
+        if from_local {
+            Self::Client
+        } else {
+            Self::Server
+        }
+    }
+
+    #[inline(always)]
+    pub const fn from_u8(v: u8) -> Self {
+        if v == Self::Client as u8 {
+            Self::Client
+        } else {
+            Self::Server
+        }
+    }
+}
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Key of the flow table. IPv4 addresses occupy the first 4 bytes of the
+/// address fields, the rest zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct FlowKey {
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub family: u8,
+    /// Interface slot: the same 4-tuple on two monitored interfaces (a
+    /// router) is two flows.
+    pub slot: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
+
+/// Where a tracked flow is in its life.
+pub mod phase {
+    /// SYN seen, no SYN-ACK yet.
+    pub const SYN_SEEN: u8 = 1;
+    /// SYN-ACK seen, final ACK pending: the half-open state.
+    pub const SYN_ACK_SEEN: u8 = 2;
+    pub const ESTABLISHED: u8 = 3;
+    /// At least one FIN seen.
+    pub const CLOSING: u8 = 4;
+
+    #[inline(always)]
+    pub const fn is_half_open(p: u8) -> bool {
+        p == SYN_SEEN || p == SYN_ACK_SEEN
+    }
+}
+
+/// Bits of [`FlowState::fins`].
+pub mod fin_bits {
+    pub const LOCAL_FIN: u8 = 1;
+    pub const REMOTE_FIN: u8 = 2;
+    /// The remote end acknowledged our FIN.
+    pub const LOCAL_FIN_ACKED: u8 = 4;
+    /// We acknowledged the remote FIN.
+    pub const REMOTE_FIN_ACKED: u8 = 8;
+    pub const ALL: u8 = 15;
+}
+
+/// Value of the flow table: 48 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowState {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) of the first SYN.
+    pub syn_ns: u64,
+    pub synack_ns: u64,
+    pub established_ns: u64,
+    pub client_isn: u32,
+    pub server_isn: u32,
+    /// Sequence number just past our FIN: the ack that acknowledges it.
+    pub local_fin_end: u32,
+    pub remote_fin_end: u32,
+    pub phase: u8,
+    /// [`Role`] as u8.
+    pub role: u8,
+    /// [`fin_bits`].
+    pub fins: u8,
+    /// [`Initiator`] as u8 plus one; 0 while nobody closed.
+    pub initiator: u8,
+    pub _pad: [u8; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<FlowState>() == 48);
+
+impl FlowState {
+    /// A flow as its first SYN creates it.
+    #[inline(always)]
+    pub const fn on_syn(role: Role, client_isn: u32, now: u64) -> Self {
+        Self {
+            syn_ns: now,
+            synack_ns: 0,
+            established_ns: 0,
+            client_isn,
+            server_isn: 0,
+            local_fin_end: 0,
+            remote_fin_end: 0,
+            phase: phase::SYN_SEEN,
+            role: role as u8,
+            fins: 0,
+            initiator: 0,
+            _pad: [0; 4],
+        }
+    }
+
+    #[inline(always)]
+    pub const fn role(&self) -> Role {
+        Role::from_u8(self.role)
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CloseKind {
+    /// FIN and its ACK both ways.
+    Graceful = 0,
+    Reset = 1,
+}
+
+impl CloseKind {
+    pub const COUNT: usize = 2;
+    pub const ALL: [Self; Self::COUNT] = [Self::Graceful, Self::Reset];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Graceful => "graceful",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// Who ended a connection, from the monitored host's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Initiator {
+    Local = 0,
+    Remote = 1,
+    /// Both FINs crossed: each side sent its FIN before it saw the other's.
+    Simultaneous = 2,
+}
+
+impl Initiator {
+    pub const COUNT: usize = 3;
+    pub const ALL: [Self; Self::COUNT] = [Self::Local, Self::Remote, Self::Simultaneous];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Remote => "remote",
+            Self::Simultaneous => "simultaneous",
+        }
+    }
+}
+
+/// Handshake segments that break the protocol's arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Anomaly {
+    /// The SYN-ACK does not acknowledge the client's ISN + 1.
+    SynAckBadAck = 0,
+    /// The final ACK's seq is not the client's ISN + 1.
+    AckBadSeq = 1,
+    /// The final ACK does not acknowledge the server's ISN + 1.
+    AckBadAck = 2,
+    /// A RST during the handshake that the other end would not accept
+    /// (wrong sequence number); the handshake goes on.
+    RstBadSeq = 3,
+}
+
+impl Anomaly {
+    pub const COUNT: usize = 4;
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::SynAckBadAck,
+        Self::AckBadSeq,
+        Self::AckBadAck,
+        Self::RstBadSeq,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SynAckBadAck => "synack_bad_ack",
+            Self::AckBadSeq => "ack_bad_seq",
+            Self::AckBadAck => "ack_bad_ack",
+            Self::RstBadSeq => "rst_bad_seq",
+        }
+    }
+}
+
+/// Segments that named no tracked flow although they only make sense
+/// inside one (or belong to connections older than the daemon).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Untracked {
+    SynAck = 0,
+    Fin = 1,
+    Rst = 2,
+}
+
+impl Untracked {
+    pub const COUNT: usize = 3;
+    pub const ALL: [Self; Self::COUNT] = [Self::SynAck, Self::Fin, Self::Rst];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SynAck => "syn_ack",
+            Self::Fin => "fin",
+            Self::Rst => "rst",
+        }
+    }
+}
+
+/// Per (interface slot, role) handshake counters, one copy per CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct HandshakeCounters {
+    pub started: u64,
+    pub completed: u64,
+    pub reset: u64,
+    pub syn_retransmits: u64,
+    pub synack_retransmits: u64,
+    pub anomalies: [u64; Anomaly::COUNT],
+    /// Index `kind * Initiator::COUNT + initiator`.
+    pub closes: [u64; CloseKind::COUNT * Initiator::COUNT],
+    /// Flows inserted into the table.
+    pub inserts: u64,
+    /// SYNs not tracked because the insert budget was spent.
+    pub insert_skipped: u64,
+    /// Inserts the kernel refused (table update error).
+    pub insert_failed: u64,
+    /// Flows removed by the programs (handshake reset, connection closed).
+    pub removed: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<HandshakeCounters>() == 8 * 19);
+
+impl HandshakeCounters {
+    pub fn accumulate(&mut self, o: &Self) {
+        let pairs = [
+            (&mut self.started, o.started),
+            (&mut self.completed, o.completed),
+            (&mut self.reset, o.reset),
+            (&mut self.syn_retransmits, o.syn_retransmits),
+            (&mut self.synack_retransmits, o.synack_retransmits),
+            (&mut self.inserts, o.inserts),
+            (&mut self.insert_skipped, o.insert_skipped),
+            (&mut self.insert_failed, o.insert_failed),
+            (&mut self.removed, o.removed),
+        ];
+        for (sum, add) in pairs {
+            *sum = sum.wrapping_add(add);
+        }
+        for (sum, add) in self.anomalies.iter_mut().zip(o.anomalies) {
+            *sum = sum.wrapping_add(add);
+        }
+        for (sum, add) in self.closes.iter_mut().zip(o.closes) {
+            *sum = sum.wrapping_add(add);
+        }
+    }
+}
+
+#[inline(always)]
+pub const fn close_index(kind: CloseKind, initiator: Initiator) -> usize {
+    kind as usize * Initiator::COUNT + initiator as usize
+}
+
+#[inline(always)]
+pub const fn handshake_index(slot: u32, role: Role) -> u32 {
+    slot * Role::COUNT as u32 + role as u32
+}
+
+/// Insert budget of one CPU: a token bucket refilled from the clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct InsertBudget {
+    pub tokens: u64,
+    pub last_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<InsertBudget>() == 16);
+
+/// Settings the daemon writes for the programs before attaching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowConfig {
+    /// Flow inserts allowed per second on each CPU; 0 tracks nothing.
+    pub inserts_per_sec_per_cpu: u64,
+    /// Inserts a CPU may make in one burst.
+    pub insert_burst: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FlowConfig>() == 16);
+
+impl InsertBudget {
+    /// Takes one token if there is one, refilling at the configured rate.
+    #[inline(always)]
+    pub fn take(&mut self, cfg: &FlowConfig, now: u64) -> bool {
+        let elapsed = now.saturating_sub(self.last_ns);
+        // Refill in whole tokens only, so rounding never mints extra ones.
+        // checked_div: no division-by-zero panic path for the verifier.
+        let per_token_ns = 1_000_000_000u64
+            .checked_div(cfg.inserts_per_sec_per_cpu)
+            .unwrap_or(0)
+            .max(1);
+        let earned = elapsed.checked_div(per_token_ns).unwrap_or(0);
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(cfg.insert_burst);
+            self.last_ns += earned * per_token_ns;
+            if self.tokens == cfg.insert_burst {
+                self.last_ns = now;
+            }
+        }
+        if cfg.inserts_per_sec_per_cpu == 0 || self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}

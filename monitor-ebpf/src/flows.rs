@@ -1,0 +1,247 @@
+//! Handshake and connection tracking in the flow table. The state machine
+//! itself is `monitor_common::handshake`; this module finds the flow,
+//! applies the outcome to the maps and keeps the per-packet work small:
+//! only SYN, SYN-ACK, pure ACK, FIN and RST segments reach it, and the
+//! clock is read only where a timestamp is used.
+
+use aya_ebpf::{
+    bindings::BPF_ANY,
+    helpers::generated::bpf_ktime_get_ns,
+    macros::map,
+    maps::{Array, LruHashMap, PerCpuArray},
+};
+use monitor_common::{
+    classify::FlagClass,
+    counters::{Direction, DirectionCounters},
+    flow::{
+        FlowConfig, FlowKey, FlowState, HandshakeCounters, InsertBudget, Role, close_index,
+        handshake_index, phase,
+    },
+    handshake::{Outcome, Segment, on_segment},
+    histogram::{Histogram, HistogramKind, bucket, histogram_index},
+    iface::MAX_INTERFACES,
+    parse::{PacketView, TcpPacket, read_fields},
+};
+
+/// Default size; the daemon sets the configured one before loading.
+const DEFAULT_FLOW_TABLE_SIZE: u32 = 262_144;
+
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowState> =
+    LruHashMap::with_max_entries(DEFAULT_FLOW_TABLE_SIZE, 0);
+
+#[map]
+pub static HANDSHAKES: PerCpuArray<HandshakeCounters> =
+    PerCpuArray::with_max_entries(MAX_INTERFACES * Role::COUNT as u32, 0);
+
+#[map]
+pub static HISTOGRAMS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries(
+    MAX_INTERFACES * Role::COUNT as u32 * HistogramKind::COUNT as u32,
+    0,
+);
+
+#[map]
+pub static INSERT_BUDGET: PerCpuArray<InsertBudget> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
+
+/// Everything the flow logic needs of a segment, staged in a per-CPU slot.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Staged {
+    key: FlowKey,
+    seg: Segment,
+}
+
+/// Passes the segment through map memory. The values the flow logic then
+/// loads are opaque to the verifier, so every parser path (VLAN depth,
+/// IPv4 options, IPv6 extension chains, each with its own offset ranges)
+/// reaches it in the same state and is verified once, not once per path.
+#[map]
+static STAGING: PerCpuArray<Staged> = PerCpuArray::with_max_entries(1, 0);
+
+/// Follows one TCP segment of class `class` through the flow table.
+#[inline(always)]
+pub fn track<V: PacketView>(
+    pkt: &V,
+    tcp: &TcpPacket,
+    class: FlagClass,
+    slot: u32,
+    direction: Direction,
+    counters: &mut DirectionCounters,
+) {
+    let Ok(fields) = read_fields(pkt, tcp) else {
+        return;
+    };
+    let Some(staging) = STAGING.get_ptr_mut(0) else {
+        return;
+    };
+    let from_local = direction == Direction::Egress;
+    // SAFETY: per-CPU slot, only this CPU touches it during the run.
+    // Written in place: a FlowKey copy or two would overflow the 512-byte
+    // BPF stack next to the parser's state.
+    unsafe {
+        let key = &mut (*staging).key;
+        key.family = tcp.ip_version;
+        key.slot = slot as u8;
+        key._pad = [0; 2];
+        if from_local {
+            key.local_addr = fields.src_addr;
+            key.remote_addr = fields.dst_addr;
+            key.local_port = fields.src_port;
+            key.remote_port = fields.dst_port;
+        } else {
+            key.local_addr = fields.dst_addr;
+            key.remote_addr = fields.src_addr;
+            key.local_port = fields.dst_port;
+            key.remote_port = fields.src_port;
+        }
+        (*staging).seg = Segment {
+            class,
+            from_local,
+            seq: fields.seq,
+            ack: fields.ack,
+            payload_len: tcp.payload_len,
+        };
+    }
+    // A second lookup gives a pointer LLVM cannot prove equal to the first,
+    // so the flow logic really loads the staged values from the map.
+    let Some(staged) = STAGING.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: as above; nothing writes the slot while this reference lives.
+    let staged = unsafe { &*staged };
+    track_staged(&staged.key, &staged.seg, slot, counters);
+}
+
+#[inline(always)]
+fn track_staged(key: &FlowKey, seg: &Segment, slot: u32, counters: &mut DirectionCounters) {
+    // SAFETY: the value stays valid while this program runs (RCU).
+    let flow = FLOWS.get_ptr_mut(key).map(|p| unsafe { &mut *p });
+    let role = flow.as_ref().map(|f| f.role());
+    // A pure ACK of an established flow changes nothing that needs a time.
+    let now = match (&flow, seg.class) {
+        (None, FlagClass::Ack) => 0,
+        (Some(f), FlagClass::Ack) if f.phase == phase::ESTABLISHED => 0,
+        // SAFETY: no preconditions.
+        _ => unsafe { bpf_ktime_get_ns() },
+    };
+    let outcome = on_segment(flow, seg, now);
+    apply(outcome, key, role, slot, seg.seq, now, counters);
+}
+
+#[inline(always)]
+fn apply(
+    outcome: Outcome,
+    key: &FlowKey,
+    role: Option<Role>,
+    slot: u32,
+    seq: u32,
+    now: u64,
+    counters: &mut DirectionCounters,
+) {
+    let role = match outcome {
+        Outcome::Nothing => return,
+        Outcome::Untracked(what) => {
+            bump(&mut counters.untracked, what as usize);
+            return;
+        }
+        Outcome::Start(role) => role,
+        _ => match role {
+            Some(role) => role,
+            None => return,
+        },
+    };
+    let Some(stats) = HANDSHAKES.get_ptr_mut(handshake_index(slot, role)) else {
+        return;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    let stats = unsafe { &mut *stats };
+    match outcome {
+        Outcome::Start(role) => start(key, role, seq, now, stats),
+        Outcome::SynRetransmit => stats.syn_retransmits += 1,
+        Outcome::SynAck { syn_to_synack_ns } => {
+            observe(slot, role, HistogramKind::SynToSynAck, syn_to_synack_ns);
+        }
+        Outcome::SynAckRetransmit => stats.synack_retransmits += 1,
+        Outcome::Completed { synack_to_ack_ns } => {
+            stats.completed += 1;
+            observe(slot, role, HistogramKind::SynAckToAck, synack_to_ack_ns);
+        }
+        Outcome::Anomaly(anomaly) => bump(&mut stats.anomalies, anomaly as usize),
+        Outcome::HandshakeReset => {
+            stats.reset += 1;
+            remove(key, stats);
+        }
+        Outcome::Closed {
+            kind,
+            initiator,
+            duration_ns,
+        } => {
+            bump(&mut stats.closes, close_index(kind, initiator));
+            observe(slot, role, HistogramKind::ConnectionDuration, duration_ns);
+            remove(key, stats);
+        }
+        Outcome::Nothing | Outcome::Untracked(_) => {}
+    }
+}
+
+/// Inserts a new flow if this CPU's insert budget allows; under a SYN
+/// flood the budget caps what tracking costs and what it can evict.
+#[inline(always)]
+fn start(key: &FlowKey, role: Role, isn: u32, now: u64, stats: &mut HandshakeCounters) {
+    let admitted = match (INSERT_BUDGET.get_ptr_mut(0), FLOW_CONFIG.get(0)) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        (Some(budget), Some(cfg)) => unsafe { (*budget).take(cfg, now) },
+        _ => false,
+    };
+    if !admitted {
+        stats.insert_skipped += 1;
+        // A stale flow with the old ISN would misjudge the new handshake.
+        let _ = FLOWS.remove(key);
+        return;
+    }
+    let state = FlowState::on_syn(role, isn, now);
+    match FLOWS.insert(key, state, u64::from(BPF_ANY)) {
+        Ok(()) => {
+            stats.started += 1;
+            stats.inserts += 1;
+        }
+        Err(_) => stats.insert_failed += 1,
+    }
+}
+
+#[inline(always)]
+fn remove(key: &FlowKey, stats: &mut HandshakeCounters) {
+    if FLOWS.remove(key).is_ok() {
+        stats.removed += 1;
+    }
+}
+
+#[inline(always)]
+fn observe(slot: u32, role: Role, kind: HistogramKind, value_ns: u64) {
+    if let Some(h) = HISTOGRAMS.get_ptr_mut(histogram_index(slot, role, kind)) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        let h = unsafe { &mut *h };
+        bump(&mut h.counts, bucket(kind.bounds(), value_ns));
+        h.sum_ns = h.sum_ns.wrapping_add(value_ns);
+    }
+}
+
+/// Increments `counters[index]`. LLVM knows enum-derived indexes are in
+/// range and drops the bounds check, but the verifier, seeing the index
+/// reloaded from the stack as a byte, does not: an opaque (volatile) read
+/// keeps the check in the code, where the verifier can see it.
+#[inline(always)]
+fn bump<const N: usize>(counters: &mut [u64; N], index: usize) {
+    if let Some(c) = counters.get_mut(opaque(index)) {
+        *c += 1;
+    }
+}
+
+#[inline(always)]
+fn opaque(value: usize) -> usize {
+    // SAFETY: reads a valid local.
+    unsafe { core::ptr::read_volatile(&value) }
+}

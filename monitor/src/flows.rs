@@ -1,0 +1,194 @@
+//! The flow table from userspace: settings, the once-a-second sweep that
+//! ends half-open handshakes past their timeout and measures the table,
+//! and reads of the per-CPU handshake counters and histograms.
+
+use std::{collections::HashMap, io, time::Duration};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
+use monitor_common::{
+    flow::{FlowKey, FlowState, HandshakeCounters, Role, handshake_index, phase},
+    histogram::{Histogram, HistogramKind, histogram_index},
+};
+
+use crate::ebpf::{EbpfError, Programs};
+
+/// How the flow table is sized and fed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowSettings {
+    /// Entries of the LRU flow table (half-open and established flows).
+    pub table_size: u32,
+    /// A handshake not completed after this long is `timed_out`.
+    pub handshake_timeout: Duration,
+    /// Flows each CPU may start per second; SYNs beyond are counted but
+    /// not tracked, so a flood cannot turn the table over.
+    pub inserts_per_sec_per_cpu: u64,
+    /// Inserts a CPU may make in one burst above that rate.
+    pub insert_burst: u64,
+}
+
+/// Linux gives up on a SYN-ACK after 5 retries (tcp_synack_retries): sent
+/// at 0 s, retried at 1, 3, 7, 15 and 31 s, dropped 32 s after the last.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(63);
+pub const DEFAULT_TABLE_SIZE: u32 = 262_144;
+pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = 100_000;
+pub const DEFAULT_INSERT_BURST: u64 = 10_000;
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        Self {
+            table_size: DEFAULT_TABLE_SIZE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            inserts_per_sec_per_cpu: DEFAULT_INSERTS_PER_SEC_PER_CPU,
+            insert_burst: DEFAULT_INSERT_BURST,
+        }
+    }
+}
+
+/// What the sweeps have found and done.
+#[derive(Debug, Default, Clone)]
+pub struct SweepTotals {
+    /// Handshakes ended by the timeout, per (slot, role).
+    pub timed_out: HashMap<(u32, Role), u64>,
+    /// Half-open flows at the last sweep, per (slot, role).
+    pub half_open: HashMap<(u32, Role), u64>,
+    /// Entries at the last sweep.
+    pub entries: u64,
+    /// Flows the sweeps removed.
+    pub removed: u64,
+    /// Flows the LRU pushed out, derived from inserts and removals; kept
+    /// monotonic since its inputs are read at slightly different times.
+    pub evictions: u64,
+    pub last_duration: Duration,
+}
+
+pub struct FlowTracker {
+    flows: BpfHashMap<MapData, FlowKey, FlowState>,
+    handshakes: PerCpuArray<MapData, HandshakeCounters>,
+    histograms: PerCpuArray<MapData, Histogram>,
+    settings: FlowSettings,
+    totals: SweepTotals,
+    slots: Vec<u32>,
+}
+
+fn take_map(programs: &mut Programs, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
+    programs
+        .ebpf_mut()
+        .take_map(name)
+        .ok_or(EbpfError::Missing { kind: "map", name })
+}
+
+impl FlowTracker {
+    /// Takes the flow maps out of the loaded object.
+    pub fn new(
+        programs: &mut Programs,
+        settings: FlowSettings,
+        slots: Vec<u32>,
+    ) -> Result<Self, EbpfError> {
+        let map_err = |map| move |source| EbpfError::Map { map, source };
+        Ok(Self {
+            flows: BpfHashMap::try_from(take_map(programs, "FLOWS")?).map_err(map_err("FLOWS"))?,
+            handshakes: PerCpuArray::try_from(take_map(programs, "HANDSHAKES")?)
+                .map_err(map_err("HANDSHAKES"))?,
+            histograms: PerCpuArray::try_from(take_map(programs, "HISTOGRAMS")?)
+                .map_err(map_err("HISTOGRAMS"))?,
+            settings,
+            totals: SweepTotals::default(),
+            slots,
+        })
+    }
+
+    pub fn settings(&self) -> &FlowSettings {
+        &self.settings
+    }
+
+    pub fn totals(&self) -> &SweepTotals {
+        &self.totals
+    }
+
+    /// Ends the handshakes past their timeout and measures the table.
+    /// `now_ns` is CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
+    pub fn sweep(&mut self, now_ns: u64) -> io::Result<()> {
+        let started = std::time::Instant::now();
+        let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
+        let mut expired = Vec::new();
+        let mut half_open: HashMap<(u32, Role), u64> = HashMap::new();
+        let mut entries = 0u64;
+        // Collect first: deleting while walking restarts a hash map walk.
+        for item in self.flows.iter() {
+            let Ok((key, flow)) = item else { continue };
+            entries += 1;
+            if !phase::is_half_open(flow.phase) {
+                continue;
+            }
+            let id = (u32::from(key.slot), flow.role());
+            if now_ns.saturating_sub(flow.syn_ns) > timeout_ns {
+                expired.push((key, id));
+            } else {
+                *half_open.entry(id).or_default() += 1;
+            }
+        }
+        for (key, id) in expired {
+            // A flow that completed in the meantime is gone or changed; only
+            // a removal counts, and the kernel may have won the race.
+            if self.flows.remove(&key).is_ok() {
+                *self.totals.timed_out.entry(id).or_default() += 1;
+                self.totals.removed += 1;
+                entries = entries.saturating_sub(1);
+            }
+        }
+        self.totals.half_open = half_open;
+        self.totals.entries = entries;
+        self.update_evictions()?;
+        self.totals.last_duration = started.elapsed();
+        Ok(())
+    }
+
+    fn update_evictions(&mut self) -> io::Result<()> {
+        let mut inserted = 0u64;
+        let mut removed = self.totals.removed;
+        for slot in self.slots.clone() {
+            for role in Role::ALL {
+                let c = self.handshakes(slot, role)?;
+                inserted += c.inserts;
+                removed += c.removed;
+            }
+        }
+        let derived = inserted
+            .saturating_sub(removed)
+            .saturating_sub(self.totals.entries);
+        self.totals.evictions = self.totals.evictions.max(derived);
+        Ok(())
+    }
+
+    /// Kernel handshake counters of one interface slot and role, CPUs summed.
+    pub fn handshakes(&self, slot: u32, role: Role) -> io::Result<HandshakeCounters> {
+        let values = self
+            .handshakes
+            .get(&handshake_index(slot, role), 0)
+            .map_err(io::Error::other)?;
+        let mut sum = HandshakeCounters::default();
+        values.iter().for_each(|v| sum.accumulate(v));
+        Ok(sum)
+    }
+
+    pub fn histogram(&self, slot: u32, role: Role, kind: HistogramKind) -> io::Result<Histogram> {
+        let values = self
+            .histograms
+            .get(&histogram_index(slot, role, kind), 0)
+            .map_err(io::Error::other)?;
+        let mut sum = Histogram::default();
+        values.iter().for_each(|v| sum.accumulate(v));
+        Ok(sum)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
