@@ -12,54 +12,28 @@ pub mod tcp_flags {
     pub const CWR: u8 = 0x80;
 }
 
-/// What a TCP segment does, judged from its flags and payload length.
-///
-/// Every segment falls in exactly one class, in this order of precedence:
-/// a segment that is both a FIN and carries data counts as `Fin`, a RST
-/// with ACK counts as `Rst`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum FlagClass {
-    /// SYN without ACK: a connection attempt.
-    Syn = 0,
-    /// SYN with ACK: the server's answer.
-    SynAck = 1,
-    /// Pure ACK: ACK set, no SYN/FIN/RST, no payload.
-    Ack = 2,
-    /// FIN set (with or without ACK or payload).
-    Fin = 3,
-    /// RST set (with or without ACK).
-    Rst = 4,
-    /// ACK with payload, no SYN/FIN/RST: ordinary data.
-    Data = 5,
-    /// Combinations no conforming stack sends: SYN with FIN or RST, or
-    /// neither SYN, FIN, RST nor ACK (a "null" segment).
-    Invalid = 6,
-}
-
-impl FlagClass {
-    pub const COUNT: usize = 7;
-    pub const ALL: [Self; Self::COUNT] = [
-        Self::Syn,
-        Self::SynAck,
-        Self::Ack,
-        Self::Fin,
-        Self::Rst,
-        Self::Data,
-        Self::Invalid,
-    ];
-
-    /// Label value used in metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Syn => "syn",
-            Self::SynAck => "syn_ack",
-            Self::Ack => "ack",
-            Self::Fin => "fin",
-            Self::Rst => "rst",
-            Self::Data => "data",
-            Self::Invalid => "invalid",
-        }
+labelled_enum! {
+    /// What a TCP segment does, judged from its flags and payload length.
+    ///
+    /// Every segment falls in exactly one class, in this order of precedence:
+    /// a segment that is both a FIN and carries data counts as `Fin`, a RST
+    /// with ACK counts as `Rst`.
+    pub enum FlagClass: u32 {
+        /// SYN without ACK: a connection attempt.
+        Syn = 0 => "syn",
+        /// SYN with ACK: the server's answer.
+        SynAck = 1 => "syn_ack",
+        /// Pure ACK: ACK set, no SYN/FIN/RST, no payload.
+        Ack = 2 => "ack",
+        /// FIN set (with or without ACK or payload).
+        Fin = 3 => "fin",
+        /// RST set (with or without ACK).
+        Rst = 4 => "rst",
+        /// ACK with payload, no SYN/FIN/RST: ordinary data.
+        Data = 5 => "data",
+        /// Combinations no conforming stack sends: SYN with FIN or RST, or
+        /// neither SYN, FIN, RST nor ACK (a "null" segment).
+        Invalid = 6 => "invalid",
     }
 }
 

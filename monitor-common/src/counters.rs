@@ -2,33 +2,20 @@
 //!
 //! The kernel programs keep one [`DirectionCounters`] per (interface slot,
 //! direction) in a per-CPU array; the daemon sums the CPUs at scrape time.
-//! The enums below name the array indexes; their `NAME`s are the label
+//! The enums below name the array indexes; their `name()`s are the label
 //! values the daemon exports, so the two sides cannot drift apart.
 
 use crate::classify::FlagClass;
 use crate::flow::Untracked;
 use crate::parse::SkipReason;
 
-/// Direction of a packet relative to the monitored interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum Direction {
-    /// Received on the interface (seen by XDP).
-    Ingress = 0,
-    /// Sent by the interface (seen by TC egress).
-    Egress = 1,
-}
-
-impl Direction {
-    pub const COUNT: usize = 2;
-    pub const ALL: [Self; Self::COUNT] = [Self::Ingress, Self::Egress];
-
-    /// Label value used in metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Ingress => "ingress",
-            Self::Egress => "egress",
-        }
+labelled_enum! {
+    /// Direction of a packet relative to the monitored interface.
+    pub enum Direction: u32 {
+        /// Received on the interface (seen by XDP).
+        Ingress = 0 => "ingress",
+        /// Sent by the interface (seen by TC egress).
+        Egress = 1 => "egress",
     }
 }
 

@@ -5,27 +5,17 @@
 //! end is the destination, on egress the source. So one lookup finds the
 //! flow from either direction, and the key never needs normalising.
 
-/// Which end of the handshake the monitored host plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Role {
-    /// The host accepted the connection: SYN in, SYN-ACK out, ACK in.
-    Server = 0,
-    /// The host opened it: SYN out, SYN-ACK in, ACK out.
-    Client = 1,
+labelled_enum! {
+    /// Which end of the handshake the monitored host plays.
+    pub enum Role: u8 {
+        /// The host accepted the connection: SYN in, SYN-ACK out, ACK in.
+        Server = 0 => "server",
+        /// The host opened it: SYN out, SYN-ACK in, ACK out.
+        Client = 1 => "client",
+    }
 }
 
 impl Role {
-    pub const COUNT: usize = 2;
-    pub const ALL: [Self; Self::COUNT] = [Self::Server, Self::Client];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Server => "server",
-            Self::Client => "client",
-        }
-    }
-
     /// The role implied by the direction a SYN travels in.
     #[inline(always)]
     pub const fn of_syn(from_local: bool) -> Self {
@@ -145,104 +135,47 @@ impl FlowState {
     }
 }
 
-/// How a connection ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CloseKind {
-    /// FIN and its ACK both ways.
-    Graceful = 0,
-    Reset = 1,
-}
-
-impl CloseKind {
-    pub const COUNT: usize = 2;
-    pub const ALL: [Self; Self::COUNT] = [Self::Graceful, Self::Reset];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Graceful => "graceful",
-            Self::Reset => "reset",
-        }
+labelled_enum! {
+    /// How a connection ended.
+    pub enum CloseKind: u8 {
+        /// FIN and its ACK both ways.
+        Graceful = 0 => "graceful",
+        Reset = 1 => "reset",
     }
 }
 
-/// Who ended a connection, from the monitored host's side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Initiator {
-    Local = 0,
-    Remote = 1,
-    /// Both FINs crossed: each side sent its FIN before it saw the other's.
-    Simultaneous = 2,
-}
-
-impl Initiator {
-    pub const COUNT: usize = 3;
-    pub const ALL: [Self; Self::COUNT] = [Self::Local, Self::Remote, Self::Simultaneous];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Remote => "remote",
-            Self::Simultaneous => "simultaneous",
-        }
+labelled_enum! {
+    /// Who ended a connection, from the monitored host's side.
+    pub enum Initiator: u8 {
+        Local = 0 => "local",
+        Remote = 1 => "remote",
+        /// Both FINs crossed: each side sent its FIN before it saw the other's.
+        Simultaneous = 2 => "simultaneous",
     }
 }
 
-/// Handshake segments that break the protocol's arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Anomaly {
-    /// The SYN-ACK does not acknowledge the client's ISN + 1.
-    SynAckBadAck = 0,
-    /// The final ACK's seq is not the client's ISN + 1.
-    AckBadSeq = 1,
-    /// The final ACK does not acknowledge the server's ISN + 1.
-    AckBadAck = 2,
-    /// A RST during the handshake that the other end would not accept
-    /// (wrong sequence number); the handshake goes on.
-    RstBadSeq = 3,
-}
-
-impl Anomaly {
-    pub const COUNT: usize = 4;
-    pub const ALL: [Self; Self::COUNT] = [
-        Self::SynAckBadAck,
-        Self::AckBadSeq,
-        Self::AckBadAck,
-        Self::RstBadSeq,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::SynAckBadAck => "synack_bad_ack",
-            Self::AckBadSeq => "ack_bad_seq",
-            Self::AckBadAck => "ack_bad_ack",
-            Self::RstBadSeq => "rst_bad_seq",
-        }
+labelled_enum! {
+    /// Handshake segments that break the protocol's arithmetic.
+    pub enum Anomaly: u8 {
+        /// The SYN-ACK does not acknowledge the client's ISN + 1.
+        SynAckBadAck = 0 => "synack_bad_ack",
+        /// The final ACK's seq is not the client's ISN + 1.
+        AckBadSeq = 1 => "ack_bad_seq",
+        /// The final ACK does not acknowledge the server's ISN + 1.
+        AckBadAck = 2 => "ack_bad_ack",
+        /// A RST during the handshake that the other end would not accept
+        /// (wrong sequence number); the handshake goes on.
+        RstBadSeq = 3 => "rst_bad_seq",
     }
 }
 
-/// Segments that named no tracked flow although they only make sense
-/// inside one (or belong to connections older than the daemon).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Untracked {
-    SynAck = 0,
-    Fin = 1,
-    Rst = 2,
-}
-
-impl Untracked {
-    pub const COUNT: usize = 3;
-    pub const ALL: [Self; Self::COUNT] = [Self::SynAck, Self::Fin, Self::Rst];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::SynAck => "syn_ack",
-            Self::Fin => "fin",
-            Self::Rst => "rst",
-        }
+labelled_enum! {
+    /// Segments that named no tracked flow although they only make sense
+    /// inside one (or belong to connections older than the daemon).
+    pub enum Untracked: u8 {
+        SynAck = 0 => "syn_ack",
+        Fin = 1 => "fin",
+        Rst = 2 => "rst",
     }
 }
 

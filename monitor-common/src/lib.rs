@@ -14,6 +14,9 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+#[macro_use]
+mod labels;
+
 pub mod classify;
 pub mod counters;
 pub mod flow;

@@ -31,50 +31,24 @@ impl PacketView for [u8] {
     }
 }
 
-/// Why the parser stopped following a packet. Such packets pass untouched.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum SkipReason {
-    /// Ethertype is neither IPv4 nor IPv6 (ARP, LLDP, ...).
-    NonIp = 0,
-    /// IP, but the transport is not TCP (UDP, ICMP, ESP, no next header).
-    NonTcp = 1,
-    /// An IPv4 or IPv6 fragment.
-    Fragment = 2,
-    /// A header runs past the end of the data.
-    Truncated = 3,
-    /// A header field is impossible (wrong IP version, header length below
-    /// the minimum, lengths that contradict each other).
-    Malformed = 4,
-    /// More than [`MAX_VLAN_TAGS`] VLAN tags.
-    VlanDepth = 5,
-    /// More than [`MAX_IPV6_EXT_HEADERS`] IPv6 extension headers.
-    Ipv6ExtLimit = 6,
-}
-
-impl SkipReason {
-    pub const COUNT: usize = 7;
-    pub const ALL: [Self; Self::COUNT] = [
-        Self::NonIp,
-        Self::NonTcp,
-        Self::Fragment,
-        Self::Truncated,
-        Self::Malformed,
-        Self::VlanDepth,
-        Self::Ipv6ExtLimit,
-    ];
-
-    /// Label value used in metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::NonIp => "non_ip",
-            Self::NonTcp => "non_tcp",
-            Self::Fragment => "fragment",
-            Self::Truncated => "truncated",
-            Self::Malformed => "malformed",
-            Self::VlanDepth => "vlan_depth",
-            Self::Ipv6ExtLimit => "ipv6_ext_limit",
-        }
+labelled_enum! {
+    /// Why the parser stopped following a packet. Such packets pass untouched.
+    pub enum SkipReason: u32 {
+        /// Ethertype is neither IPv4 nor IPv6 (ARP, LLDP, ...).
+        NonIp = 0 => "non_ip",
+        /// IP, but the transport is not TCP (UDP, ICMP, ESP, no next header).
+        NonTcp = 1 => "non_tcp",
+        /// An IPv4 or IPv6 fragment.
+        Fragment = 2 => "fragment",
+        /// A header runs past the end of the data.
+        Truncated = 3 => "truncated",
+        /// A header field is impossible (wrong IP version, header length below
+        /// the minimum, lengths that contradict each other).
+        Malformed = 4 => "malformed",
+        /// More than [`MAX_VLAN_TAGS`] VLAN tags.
+        VlanDepth = 5 => "vlan_depth",
+        /// More than [`MAX_IPV6_EXT_HEADERS`] IPv6 extension headers.
+        Ipv6ExtLimit = 6 => "ipv6_ext_limit",
     }
 }
 

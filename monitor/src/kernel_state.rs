@@ -16,7 +16,7 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{Array, MapError, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::{BtfTracePoint, ProgramError},
 };
 use monitor_common::tcp_state::KernelStateConfig;
@@ -26,7 +26,7 @@ pub use self::{
     btf::{Btf, BtfError, Shape},
     collector::KernelStateCollector,
 };
-use crate::preflight::KERNEL_BTF_PATH;
+use crate::{ebpf::EbpfError, preflight::KERNEL_BTF_PATH};
 
 const CONFIG_MAP: &str = "KS_CONFIG";
 const COUNTERS_MAP: &str = "KS_COUNTERS";
@@ -55,19 +55,8 @@ pub enum KernelStateError {
     },
     #[error("reading this process's network namespace ({NETNS_PATH})")]
     Netns(#[source] std::io::Error),
-    #[error(
-        "the BPF object has no {kind} named {name} (build mismatch; rebuild with `cargo xtask build`)"
-    )]
-    Missing {
-        kind: &'static str,
-        name: &'static str,
-    },
-    #[error("BPF map {map}")]
-    Map {
-        map: &'static str,
-        #[source]
-        source: MapError,
-    },
+    #[error(transparent)]
+    Ebpf(#[from] EbpfError),
     #[error(
         "loading or attaching tracepoint program {program} to tp_btf/{tracepoint} failed \
          (needs BTF and CAP_BPF with CAP_PERFMON)"
@@ -104,7 +93,7 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<KernelStateCollector, KernelStateError>
         let prog: &mut BtfTracePoint = ebpf
             .program_mut(program)
             .and_then(|p| p.try_into().ok())
-            .ok_or(KernelStateError::Missing {
+            .ok_or(EbpfError::Missing {
                 kind: "tp_btf program",
                 name: program,
             })?;
@@ -112,13 +101,11 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<KernelStateCollector, KernelStateError>
         prog.attach().map_err(prog_err)?;
     }
 
-    let map = ebpf
-        .take_map(COUNTERS_MAP)
-        .ok_or(KernelStateError::Missing {
-            kind: "map",
-            name: COUNTERS_MAP,
-        })?;
-    let counters = PerCpuArray::try_from(map).map_err(|source| KernelStateError::Map {
+    let map = ebpf.take_map(COUNTERS_MAP).ok_or(EbpfError::Missing {
+        kind: "map",
+        name: COUNTERS_MAP,
+    })?;
+    let counters = PerCpuArray::try_from(map).map_err(|source| EbpfError::Map {
         map: COUNTERS_MAP,
         source,
     })?;
@@ -211,16 +198,17 @@ pub fn own_netns_inum() -> Result<u32, KernelStateError> {
 }
 
 fn write_config(ebpf: &mut Ebpf, config: KernelStateConfig) -> Result<(), KernelStateError> {
-    let map_err = |source| KernelStateError::Map {
+    let map_err = |source| EbpfError::Map {
         map: CONFIG_MAP,
         source,
     };
-    let map = ebpf.map_mut(CONFIG_MAP).ok_or(KernelStateError::Missing {
+    let map = ebpf.map_mut(CONFIG_MAP).ok_or(EbpfError::Missing {
         kind: "map",
         name: CONFIG_MAP,
     })?;
     let mut array: Array<_, KernelStateConfig> = Array::try_from(map).map_err(map_err)?;
-    array.set(0, config, 0).map_err(map_err)
+    array.set(0, config, 0).map_err(map_err)?;
+    Ok(())
 }
 
 #[cfg(test)]
