@@ -19,3 +19,5 @@ unsafe impl aya::Pod for crate::flow::FlowState {}
 unsafe impl aya::Pod for crate::flow::HandshakeCounters {}
 unsafe impl aya::Pod for crate::flow::FlowConfig {}
 unsafe impl aya::Pod for crate::histogram::Histogram {}
+unsafe impl aya::Pod for crate::ports::PortCounters {}
+unsafe impl aya::Pod for crate::ports::VolumeSketch {}

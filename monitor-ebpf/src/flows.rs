@@ -21,6 +21,7 @@ use monitor_common::{
     histogram::{Histogram, HistogramKind, bucket, histogram_index},
     iface::MAX_INTERFACES,
     parse::{PacketView, TcpPacket, read_fields},
+    ports::{PORT_SLOTS, PortCounters, VolumeSketch, port_index, port_slot, volume_bucket},
 };
 
 /// Default size; the daemon sets the configured one before loading.
@@ -39,6 +40,19 @@ pub static HISTOGRAMS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries(
     MAX_INTERFACES * Role::COUNT as u32 * HistogramKind::COUNT as u32,
     0,
 );
+
+/// Named ports: port -> port slot (0: unnamed, aggregated by class).
+#[map]
+pub static PORT_TABLE: Array<u8> = Array::with_max_entries(65536, 0);
+
+#[map]
+pub static PORT_STATS: PerCpuArray<PortCounters> =
+    PerCpuArray::with_max_entries(MAX_INTERFACES * PORT_SLOTS * Role::COUNT as u32, 0);
+
+/// SYN volume per port, for the daemon's automatic top-N (one 8 KiB value
+/// per CPU, read in one syscall).
+#[map]
+pub static PORT_VOLUME: PerCpuArray<VolumeSketch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static INSERT_BUDGET: PerCpuArray<InsertBudget> = PerCpuArray::with_max_entries(1, 0);
@@ -158,6 +172,12 @@ fn apply(
     };
     // SAFETY: per-CPU value, only this CPU touches it during the run.
     let stats = unsafe { &mut *stats };
+    if matches!(
+        outcome,
+        Outcome::Start(_) | Outcome::Completed { .. } | Outcome::HandshakeReset
+    ) {
+        count_port(key, slot, role, &outcome);
+    }
     match outcome {
         Outcome::Start(role) => start(key, role, seq, now, stats),
         Outcome::SynRetransmit => stats.syn_retransmits += 1,
@@ -209,6 +229,44 @@ fn start(key: &FlowKey, role: Role, isn: u32, now: u64, stats: &mut HandshakeCou
             stats.inserts += 1;
         }
         Err(_) => stats.insert_failed += 1,
+    }
+}
+
+/// Per-port outcome: the service port is ours for a server, the peer's for
+/// a client.
+#[inline(always)]
+fn count_port(key: &FlowKey, slot: u32, role: Role, outcome: &Outcome) {
+    let port = match role {
+        Role::Server => key.local_port,
+        Role::Client => key.remote_port,
+    };
+    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
+    let index = port_index(slot, port_slot(port, named), role);
+    let Some(stats) = PORT_STATS.get_ptr_mut(index) else {
+        return;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    let stats = unsafe { &mut *stats };
+    match outcome {
+        Outcome::Start(_) => {
+            stats.syns += 1;
+            count_volume(port);
+        }
+        Outcome::Completed { .. } => stats.completed += 1,
+        Outcome::HandshakeReset => stats.reset += 1,
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn count_volume(port: u16) {
+    let Some(sketch) = PORT_VOLUME.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    let sketch = unsafe { &mut *sketch };
+    if let Some(bucket) = sketch.buckets.get_mut(opaque(volume_bucket(port))) {
+        bucket.add(port);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, builder::TypedValueParser as _};
 
 /// Default metrics port: outside the ports of Prometheus (9090-9094),
 /// node_exporter (9100), blackbox (9115) and the other common exporters.
@@ -54,6 +54,22 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub flow_inserts_per_sec: u64,
 
+    /// A port whose handshakes get series of their own (`port` label);
+    /// repeat for several. Local port for the server role, remote port for
+    /// the client role.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+
+    /// How many more ports, the busiest by SYNs, get series of their own;
+    /// every other port is counted as `other` in its IANA class.
+    #[arg(long, value_name = "N", default_value_t = crate::ports::DEFAULT_TOP_PORTS,
+          value_parser = clap::value_parser!(u16).range(0..=29).map(usize::from))]
+    pub top_ports: usize,
+
+    /// Seconds between re-choosing the automatic top ports.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub top_ports_interval: Duration,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]
@@ -61,6 +77,17 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    pub fn port_settings(&self) -> crate::ports::PortSettings {
+        let mut configured = self.ports.clone();
+        configured.sort_unstable();
+        configured.dedup();
+        crate::ports::PortSettings {
+            configured,
+            top_n: self.top_ports,
+            rebalance_interval: self.top_ports_interval,
+        }
+    }
+
     pub fn flow_settings(&self) -> crate::flows::FlowSettings {
         crate::flows::FlowSettings {
             table_size: self.flow_table_size,

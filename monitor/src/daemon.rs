@@ -28,6 +28,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = http::bind(args.metrics_addr).await?;
 
     let flow_settings = args.flow_settings();
+    let port_settings = args.port_settings();
+    let named_limit = monitor_common::ports::NAMED_PORT_SLOTS as usize;
+    if port_settings.configured.len() > named_limit {
+        anyhow::bail!(
+            "{} ports given with --port; at most {named_limit} ports can have series of their own",
+            port_settings.configured.len()
+        );
+    }
     let mut programs = Programs::load_with(&flow_settings)?;
     let mut attachments: Vec<Attachment> = Vec::with_capacity(ifaces.len());
     for iface in &ifaces {
@@ -51,10 +59,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     registry
         .register(Box::new(kernel_view))
         .context("registering the kernel-state metrics")?;
-    let slots = attachments.iter().map(|a| a.slot).collect();
+    let slots: Vec<u32> = attachments.iter().map(|a| a.slot).collect();
     let tracker = Arc::new(Mutex::new(FlowTracker::new(
         &mut programs,
         flow_settings,
+        port_settings,
         slots,
     )?));
     let named_slots = attachments

@@ -102,10 +102,11 @@ pub struct FlowCollector {
 
 impl FlowCollector {
     pub fn new(tracker: Arc<Mutex<FlowTracker>>, interfaces: Vec<(String, u32)>) -> Self {
-        let descs = FAMILIES
+        let mut descs: Vec<Desc> = FAMILIES
             .iter()
             .map(|(name, help, labels)| desc(name, help, labels))
             .collect();
+        descs.extend(crate::port_metrics::descs());
         Self {
             tracker,
             interfaces,
@@ -152,7 +153,9 @@ impl Collector for FlowCollector {
             }
         }
         out.table(&tracker, &table);
-        out.finish()
+        let mut families = out.finish();
+        families.extend(crate::port_metrics::collect(&tracker, &self.interfaces));
+        families
     }
 }
 

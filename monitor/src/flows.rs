@@ -10,7 +10,10 @@ use monitor_common::{
     histogram::{Histogram, HistogramKind, histogram_index},
 };
 
-use crate::ebpf::{EbpfError, Programs};
+use crate::{
+    ebpf::{EbpfError, Programs},
+    ports::{PortLabel, PortSettings, PortTracker},
+};
 
 /// How the flow table is sized and fed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +62,9 @@ pub struct SweepTotals {
     /// monotonic since its inputs are read at slightly different times.
     pub evictions: u64,
     pub last_duration: Duration,
+    /// As `half_open` and `timed_out`, per (slot, role, port label).
+    pub port_half_open: HashMap<(u32, Role, PortLabel), u64>,
+    pub port_timed_out: HashMap<(u32, Role, PortLabel), u64>,
 }
 
 pub struct FlowTracker {
@@ -68,6 +74,7 @@ pub struct FlowTracker {
     settings: FlowSettings,
     totals: SweepTotals,
     slots: Vec<u32>,
+    ports: PortTracker,
 }
 
 fn take_map(programs: &mut Programs, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
@@ -82,8 +89,10 @@ impl FlowTracker {
     pub fn new(
         programs: &mut Programs,
         settings: FlowSettings,
+        ports: PortSettings,
         slots: Vec<u32>,
     ) -> Result<Self, EbpfError> {
+        let ports = PortTracker::new(programs, ports, slots.clone())?;
         let map_err = |map| move |source| EbpfError::Map { map, source };
         Ok(Self {
             flows: BpfHashMap::try_from(take_map(programs, "FLOWS")?).map_err(map_err("FLOWS"))?,
@@ -94,6 +103,7 @@ impl FlowTracker {
             settings,
             totals: SweepTotals::default(),
             slots,
+            ports,
         })
     }
 
@@ -105,6 +115,10 @@ impl FlowTracker {
         &self.totals
     }
 
+    pub fn ports(&self) -> &PortTracker {
+        &self.ports
+    }
+
     /// Ends the handshakes past their timeout and measures the table.
     /// `now_ns` is CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
     pub fn sweep(&mut self, now_ns: u64) -> io::Result<()> {
@@ -112,6 +126,7 @@ impl FlowTracker {
         let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
         let mut expired = Vec::new();
         let mut half_open: HashMap<(u32, Role), u64> = HashMap::new();
+        let mut port_half_open: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
         let mut entries = 0u64;
         // Collect first: deleting while walking restarts a hash map walk.
         for item in self.flows.iter() {
@@ -121,22 +136,31 @@ impl FlowTracker {
                 continue;
             }
             let id = (u32::from(key.slot), flow.role());
+            let service_port = match flow.role() {
+                Role::Server => key.local_port,
+                Role::Client => key.remote_port,
+            };
+            let port_id = (id.0, id.1, self.ports.label(service_port));
             if now_ns.saturating_sub(flow.syn_ns) > timeout_ns {
-                expired.push((key, id));
+                expired.push((key, id, port_id));
             } else {
                 *half_open.entry(id).or_default() += 1;
+                *port_half_open.entry(port_id).or_default() += 1;
             }
         }
-        for (key, id) in expired {
+        for (key, id, port_id) in expired {
             // A flow that completed in the meantime is gone or changed; only
             // a removal counts, and the kernel may have won the race.
             if self.flows.remove(&key).is_ok() {
                 *self.totals.timed_out.entry(id).or_default() += 1;
+                *self.totals.port_timed_out.entry(port_id).or_default() += 1;
                 self.totals.removed += 1;
                 entries = entries.saturating_sub(1);
             }
         }
         self.totals.half_open = half_open;
+        self.totals.port_half_open = port_half_open;
+        self.ports.maybe_rebalance()?;
         self.totals.entries = entries;
         self.update_evictions()?;
         self.totals.last_duration = started.elapsed();

@@ -10,6 +10,8 @@ pub mod http;
 pub mod interfaces;
 pub mod kernel_state;
 pub mod metrics;
+pub mod port_metrics;
+pub mod ports;
 pub mod preflight;
 pub mod promfam;
 

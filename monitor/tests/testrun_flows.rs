@@ -9,6 +9,7 @@ use monitor::{
     ebpf::{CounterReader, Programs},
     flows::{FlowSettings, FlowTracker},
     interfaces::Interface,
+    ports::PortSettings,
 };
 use monitor_common::{
     classify::tcp_flags::{ACK, FIN, RST, SYN},
@@ -43,7 +44,8 @@ impl Lab {
         };
         let slot = programs.register(&lo).expect("register lo");
         let counters = programs.take_counters().expect("counters");
-        let flows = FlowTracker::new(&mut programs, settings, vec![slot]).expect("flow maps");
+        let flows = FlowTracker::new(&mut programs, settings, PortSettings::default(), vec![slot])
+            .expect("flow maps");
         Self {
             programs,
             counters,
