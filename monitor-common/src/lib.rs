@@ -17,6 +17,7 @@ extern crate std;
 #[macro_use]
 mod labels;
 
+pub mod capture;
 pub mod classify;
 pub mod counters;
 pub mod flow;
@@ -28,6 +29,7 @@ pub mod iface;
 pub mod parse;
 pub mod ports;
 pub mod tcp_state;
+pub mod tls;
 
 #[cfg(feature = "user")]
 mod pod;

@@ -21,3 +21,5 @@ unsafe impl aya::Pod for crate::flow::FlowConfig {}
 unsafe impl aya::Pod for crate::histogram::Histogram {}
 unsafe impl aya::Pod for crate::ports::PortCounters {}
 unsafe impl aya::Pod for crate::ports::VolumeSketch {}
+unsafe impl aya::Pod for crate::capture::CaptureCounters {}
+unsafe impl aya::Pod for crate::capture::ChunkHeader {}

@@ -10,6 +10,7 @@ mod flows;
 mod kernel_state;
 mod maps;
 mod observe;
+mod tls;
 mod view;
 
 use aya_ebpf::{

@@ -7,12 +7,15 @@ use monitor_common::{
     parse::{PacketView, parse_tcp},
 };
 
-use crate::maps::{COUNTERS, IFINDEX_SLOTS};
+use crate::{
+    maps::{COUNTERS, IFINDEX_SLOTS},
+    view::LoadBytes,
+};
 
 /// Parses one packet and counts it, either by TCP flag class or by the
 /// reason the parser skipped it.
 #[inline(always)]
-pub fn observe<V: PacketView>(pkt: &V, ifindex: u32, direction: Direction) {
+pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Direction) {
     let Some(slot) = slot_of(ifindex) else {
         return;
     };
@@ -26,6 +29,9 @@ pub fn observe<V: PacketView>(pkt: &V, ifindex: u32, direction: Direction) {
         Ok(tcp) => {
             let class = classify(tcp.flags, tcp.payload_len);
             counters.tcp[class as usize] += 1;
+            if class == FlagClass::Data {
+                crate::tls::inspect(pkt, &tcp, slot, direction);
+            }
             // Data segments, the bulk of traffic, never touch the flow table.
             if matches!(
                 class,

@@ -4,7 +4,8 @@
 use core::{ffi::c_void, ptr};
 
 use aya_ebpf::{
-    helpers::generated::bpf_skb_load_bytes,
+    bindings::xdp_md,
+    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
     programs::{TcContext, XdpContext},
 };
 use monitor_common::parse::PacketView;
@@ -27,6 +28,7 @@ fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Optio
 }
 
 pub struct XdpView {
+    ctx: *mut xdp_md,
     data: usize,
     data_end: usize,
 }
@@ -35,6 +37,7 @@ impl XdpView {
     #[inline(always)]
     pub fn new(ctx: &XdpContext) -> Self {
         Self {
+            ctx: ctx.ctx,
             data: ctx.data(),
             data_end: ctx.data_end(),
         }
@@ -54,8 +57,8 @@ impl PacketView for XdpView {
 }
 
 /// A socket buffer at TC. Headers the stack builds are in the linear part;
-/// anything beyond it (a non-linear skb) is copied with
-/// `bpf_skb_load_bytes` rather than reported as truncated.
+/// payload often is not (page fragments), so payload bytes are copied with
+/// `bpf_skb_load_bytes` (see [`LoadBytes`]).
 pub struct SkbView<'a> {
     ctx: &'a TcContext,
     data: usize,
@@ -80,26 +83,46 @@ impl<'a> SkbView<'a> {
 }
 
 impl PacketView for SkbView<'_> {
+    /// Direct reads only: the stack builds headers in the linear part. A
+    /// fallback copy for each read would double the paths the verifier
+    /// walks at every header; payload bytes use [`LoadBytes`] instead.
     #[inline(always)]
     fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        if let Some(bytes) = direct(self.data, &self.data_end, offset) {
-            return Some(bytes);
-        }
-        let mut out = [0u8; N];
-        // SAFETY: `out` is N writable bytes; the helper checks the skb.
-        let ret = unsafe {
-            bpf_skb_load_bytes(
-                self.ctx.skb.skb as *const c_void,
-                offset as u32,
-                out.as_mut_ptr() as *mut c_void,
-                N as u32,
-            )
-        };
-        (ret == 0).then_some(out)
+        direct(self.data, &self.data_end, offset)
     }
 
     #[inline(always)]
     fn frame_len(&self) -> usize {
         self.ctx.len() as usize
+    }
+}
+
+/// Copies packet bytes out with a helper, which checks the bounds itself:
+/// no packet pointer arithmetic for the verifier to follow.
+pub trait LoadBytes {
+    /// Copies `len` bytes at `offset` to `dst`; false if they are not there.
+    fn load(&self, offset: u32, dst: *mut u8, len: u32) -> bool;
+}
+
+impl LoadBytes for XdpView {
+    #[inline(always)]
+    fn load(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: `dst` has room for `len` bytes (the caller's contract).
+        unsafe { bpf_xdp_load_bytes(self.ctx, offset, dst as *mut c_void, len) == 0 }
+    }
+}
+
+impl LoadBytes for SkbView<'_> {
+    #[inline(always)]
+    fn load(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: `dst` has room for `len` bytes (the caller's contract).
+        unsafe {
+            bpf_skb_load_bytes(
+                self.ctx.skb.skb as *const c_void,
+                offset,
+                dst as *mut c_void,
+                len,
+            ) == 0
+        }
     }
 }

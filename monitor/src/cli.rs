@@ -70,6 +70,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub top_ports_interval: Duration,
 
+    /// Write one JSON line per TLS ClientHello and ServerHello to PATH
+    /// (`-` for stdout); see docs/events.md.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<String>,
+
+    /// TLS hello captures each CPU may start per second; hellos beyond are
+    /// counted (`handshake_tls_capture_events_total{result="budget"}`), not
+    /// captured, so a flood of hellos cannot flood the daemon.
+    #[arg(long, value_name = "N", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub tls_hellos_per_sec: u64,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]

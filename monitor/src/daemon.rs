@@ -15,9 +15,15 @@ use tokio::{
 use crate::{
     cli::RunArgs,
     ebpf::{Attachment, Programs},
+    events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
     flows::{FlowTracker, monotonic_ns},
     http, interfaces, kernel_state, metrics, preflight,
+    tls_capture::{
+        self, CaptureMaps, Pipeline,
+        metrics::{CaptureCollector, TlsMetrics},
+        reassembly::ReassemblyStats,
+    },
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -77,6 +83,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         )))
         .context("registering the flow metrics")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tls_task = start_tls_capture(
+        &args,
+        &mut programs,
+        &registry,
+        &attachments,
+        stop_rx.clone(),
+    )
+    .await?;
     let sweeper = tokio::spawn(sweep_flows(tracker, stop_rx.clone()));
     let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx));
     tracing::info!(
@@ -91,6 +105,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = sweeper.await;
+    let _ = tls_task.await;
     drop(programs);
     tracing::info!(
         interfaces = attachments.len(),
@@ -133,4 +148,37 @@ async fn sweep_flows(tracker: Arc<Mutex<FlowTracker>>, mut stop: watch::Receiver
             Err(err) => tracing::warn!("the flow table sweep panicked: {err}"),
         }
     }
+}
+
+/// Starts the TLS hello capture: budget, metrics, events log, reader task.
+async fn start_tls_capture(
+    args: &RunArgs,
+    programs: &mut Programs,
+    registry: &prometheus::Registry,
+    attachments: &[Attachment],
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    programs.set_tls_budget(args.tls_hellos_per_sec, args.tls_hellos_per_sec.min(2_000))?;
+    let sink = match &args.events {
+        Some(target) => events::start(&EventsTarget::parse(target)).await?,
+        None => EventSink::disabled(),
+    };
+    let maps = CaptureMaps::take(programs)?;
+    let metrics = TlsMetrics::register(registry).context("registering the TLS metrics")?;
+    let reassembly = Arc::new(Mutex::new(ReassemblyStats::default()));
+    registry
+        .register(Box::new(CaptureCollector::new(
+            maps.counters,
+            Arc::clone(&reassembly),
+            Arc::clone(&sink.stats),
+        )))
+        .context("registering the TLS capture metrics")?;
+    let names = attachments
+        .iter()
+        .map(|a| (a.slot as u8, a.iface.name.clone()))
+        .collect();
+    let pipeline = Pipeline::new(metrics, sink, names);
+    Ok(tokio::spawn(tls_capture::run(
+        maps.ring, pipeline, reassembly, stop,
+    )))
 }

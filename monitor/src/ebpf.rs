@@ -30,6 +30,7 @@ const IFINDEX_SLOTS_MAP: &str = "IFINDEX_SLOTS";
 const COUNTERS_MAP: &str = "COUNTERS";
 const FLOWS_MAP: &str = "FLOWS";
 const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
+const TLS_CONFIG_MAP: &str = "TLS_CONFIG";
 
 #[derive(Debug, Error)]
 pub enum EbpfError {
@@ -168,6 +169,27 @@ impl Programs {
             ebpf,
             slots: vec![IfindexSlot::default(); IFINDEX_TABLE_SIZE as usize],
         })
+    }
+
+    /// Sets how many TLS hello captures each CPU may start per second.
+    pub fn set_tls_budget(&mut self, per_sec_per_cpu: u64, burst: u64) -> Result<(), EbpfError> {
+        let config = FlowConfig {
+            inserts_per_sec_per_cpu: per_sec_per_cpu,
+            insert_burst: burst,
+        };
+        let map = self
+            .ebpf
+            .map_mut(TLS_CONFIG_MAP)
+            .ok_or(EbpfError::Missing {
+                kind: "map",
+                name: TLS_CONFIG_MAP,
+            })?;
+        let map_err = |source| EbpfError::Map {
+            map: TLS_CONFIG_MAP,
+            source,
+        };
+        let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
+        table.set(0, config, 0).map_err(map_err)
     }
 
     /// Gives `iface` a counter slot; the programs count its packets from

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod ebpf;
+pub mod events;
 pub mod flow_metrics;
 pub mod flows;
 pub mod http;
@@ -14,6 +15,8 @@ pub mod port_metrics;
 pub mod ports;
 pub mod preflight;
 pub mod promfam;
+pub mod tls;
+pub mod tls_capture;
 
 /// The kernel object built by `build.rs` from `monitor-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));

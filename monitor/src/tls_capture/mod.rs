@@ -1,0 +1,115 @@
+//! The daemon side of TLS capture: drain the kernel's ring buffer,
+//! reassemble hello records, and hand them to the parser and its outputs.
+
+pub mod metrics;
+mod pipeline;
+pub mod reassembly;
+mod wallclock;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use monitor_common::capture::{CHUNK_HEADER_LEN, CaptureCounters, ChunkHeader};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::watch,
+};
+
+pub use pipeline::Pipeline;
+use reassembly::{Reassembler, ReassemblyStats};
+
+use crate::ebpf::{EbpfError, Programs};
+
+/// The kernel objects of the capture path, taken out of the loaded object.
+pub struct CaptureMaps {
+    pub ring: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, CaptureCounters>,
+}
+
+impl CaptureMaps {
+    pub fn take(programs: &mut Programs) -> Result<Self, EbpfError> {
+        let take = |programs: &mut Programs, name: &'static str| {
+            programs
+                .ebpf_mut()
+                .take_map(name)
+                .ok_or(EbpfError::Missing { kind: "map", name })
+        };
+        let map_err = |map| move |source| EbpfError::Map { map, source };
+        Ok(Self {
+            ring: RingBuf::try_from(take(programs, "TLS_EVENTS")?)
+                .map_err(map_err("TLS_EVENTS"))?,
+            counters: PerCpuArray::try_from(take(programs, "TLS_COUNTERS")?)
+                .map_err(map_err("TLS_COUNTERS"))?,
+        })
+    }
+}
+
+/// The kernel wakes the reader only past a fill threshold; below it, this
+/// timer drains what has accumulated.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Drains the ring buffer until `stop`, feeding `pipeline`.
+pub async fn run(
+    ring: RingBuf<MapData>,
+    mut pipeline: Pipeline,
+    stats: Arc<Mutex<ReassemblyStats>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns
+    // the RingBuf, and always reports that same fd.
+    let registered = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) };
+    let mut ring = match registered {
+        Ok(fd) => fd,
+        Err(err) => {
+            tracing::error!("cannot poll the TLS ring buffer: {err}; TLS capture is off");
+            return;
+        }
+    };
+    let mut reassembler = Reassembler::new();
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => match guard {
+                Ok(mut guard) => {
+                    drain(guard.get_inner_mut(), &mut reassembler, &mut pipeline);
+                    guard.clear_ready();
+                }
+                Err(err) => {
+                    tracing::error!("polling the TLS ring buffer failed: {err}; TLS capture stops");
+                    return;
+                }
+            },
+            _ = tick.tick() => {
+                drain(ring.get_mut(), &mut reassembler, &mut pipeline);
+                reassembler.expire(crate::flows::monotonic_ns());
+                pipeline.expire();
+            }
+            _ = stop.changed() => return,
+        }
+        *stats.lock().unwrap_or_else(|p| p.into_inner()) = reassembler.stats;
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, reassembler: &mut Reassembler, pipeline: &mut Pipeline) {
+    while let Some(item) = ring.next() {
+        let Some((header, data)) = split_chunk(&item) else {
+            continue;
+        };
+        if let Some(done) = reassembler.push(header, data) {
+            pipeline.handle(done);
+        }
+    }
+}
+
+/// The header and payload of one ring-buffer record.
+pub fn split_chunk(record: &[u8]) -> Option<(ChunkHeader, &[u8])> {
+    let head = record.get(..CHUNK_HEADER_LEN)?;
+    // SAFETY: `head` is exactly size_of::<ChunkHeader>() bytes and every
+    // bit pattern is a valid ChunkHeader (integers only).
+    let header = unsafe { std::ptr::read_unaligned(head.as_ptr().cast::<ChunkHeader>()) };
+    let data = record.get(CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + usize::from(header.data_len))?;
+    Some((header, data))
+}
