@@ -4,6 +4,12 @@
 //!
 //! Needs root: run through `cargo xtask test`.
 
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
+mod support;
+
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
     ebpf::{CounterReader, Programs},
@@ -223,20 +229,10 @@ fn insert_budget_caps_tracking_under_a_syn_burst() {
     };
     let mut lab = Lab::new(settings);
     // The budget is per CPU: keep every test run on one.
-    pin_to_cpu0();
+    support::pin_to_cpu0();
     for port in 0..10 {
         lab.send(IN, true, 50_000 + port, SYN, X, 0);
     }
     let s = lab.stats(Role::Server);
     assert_eq!((s.inserts, s.insert_skipped), (3, 7));
-}
-
-fn pin_to_cpu0() {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        assert_eq!(rc, 0, "sched_setaffinity");
-    }
 }

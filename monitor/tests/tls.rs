@@ -127,6 +127,19 @@ fn s_client(ns: &str, addr: &str, extra: &[&str]) {
     );
 }
 
+fn s_client_output(ns: &str, addr: &str, extra: &[&str]) -> std::process::Output {
+    let connect = format!("{addr}:{TLS_PORT}");
+    let mut args = vec![
+        "netns", "exec", ns, "timeout", "10", "openssl", "s_client", "-connect", &connect,
+    ];
+    args.extend_from_slice(extra);
+    Command::new("ip")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client")
+}
+
 /// The events log's lines of one type, waiting until `count` are there.
 fn events(path: &Path, kind: &str, count: usize) -> Vec<String> {
     let needle = format!("\"type\":\"{kind}\"");
@@ -331,4 +344,24 @@ fn curl_over_https() {
     assert!(ch.contains("\"sni\":\"example.test\""), "{ch}");
     assert!(ch.contains("\"alpn\":[\"http/1.1\"]"), "{ch}");
     events(&t.events, "tls_server_hello", 1);
+}
+
+#[test]
+fn a_refused_version_shows_as_a_plaintext_alert() {
+    let t = TlsLab::new(19965);
+    let _server = Server::start(&t.lab.link().peer_ns, &t.cert, 1, &["-tls1_2"]);
+    // The handshake fails by design: the server refuses TLS 1.3 with a
+    // fatal protocol_version alert, sent before any encryption.
+    let _ = s_client_output(&t.lab.hub, &t.server_ip(), &["-tls1_3"]);
+    let alert = [
+        ("direction", "egress"),
+        ("level", "fatal"),
+        ("description", "protocol_version"),
+    ];
+    wait_until(Duration::from_secs(10), || {
+        t.metric("handshake_tls_alerts_total", &alert) >= 1.0
+    });
+    assert_eq!(t.metric("handshake_tls_alerts_total", &alert), 1.0);
+    events(&t.events, "tls_client_hello", 1);
+    events(&t.events, "tls_server_hello", 0);
 }

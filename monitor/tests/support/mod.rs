@@ -56,3 +56,14 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Keeps the calling thread on CPU 0, for tests of per-CPU budgets.
+pub fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}

@@ -1,0 +1,152 @@
+//! TLS capture through the loaded XDP program (BPF_PROG_TEST_RUN): a
+//! post-quantum ClientHello split over three segments comes out of the ring
+//! buffer whole and in order; other payloads are left alone.
+//!
+//! Needs root: run through `cargo xtask test`.
+
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
+mod support;
+
+use aya::programs::{TestRun as _, TestRunOptions};
+use monitor::{
+    ebpf::Programs,
+    interfaces::Interface,
+    tls_capture::{
+        CaptureMaps,
+        reassembly::{Assembled, Reassembler},
+        split_chunk,
+    },
+};
+use monitor_common::{
+    capture::CaptureCounters,
+    classify::tcp_flags::{ACK, PSH},
+    frames::TcpFrame,
+    tls::{builder::ClientHelloBuilder, parse_client_hello_record},
+};
+
+const ISN: u32 = 7_000;
+
+struct Lab {
+    programs: Programs,
+    maps: CaptureMaps,
+}
+
+impl Lab {
+    fn new(budget_per_sec: u64) -> Self {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "needs root: run `cargo xtask test`"
+        );
+        let mut programs = Programs::load().expect("load programs");
+        programs
+            .register(&Interface {
+                name: "lo".into(),
+                ifindex: 1,
+            })
+            .expect("register lo");
+        programs
+            .set_tls_budget(budget_per_sec, budget_per_sec.min(100))
+            .expect("tls budget");
+        let maps = CaptureMaps::take(&mut programs).expect("capture maps");
+        Self { programs, maps }
+    }
+
+    /// One data segment from the client, `payload` at sequence `seq`.
+    fn segment(&mut self, seq: u32, payload: &[u8]) {
+        let mut frame = TcpFrame::v4(ACK | PSH).with_payload(payload);
+        (frame.seq, frame.ack) = (seq, 1);
+        let bytes = frame.build();
+        let opts = TestRunOptions {
+            data_in: Some(&bytes),
+            ..Default::default()
+        };
+        self.programs
+            .xdp()
+            .unwrap()
+            .test_run(opts)
+            .expect("test run");
+    }
+
+    fn drain(&mut self) -> Vec<Assembled> {
+        let mut r = Reassembler::new();
+        let mut out = Vec::new();
+        while let Some(item) = self.maps.ring.next() {
+            let (header, data) = split_chunk(&item).expect("a whole chunk");
+            out.extend(r.push(header, data));
+        }
+        out
+    }
+
+    fn counters(&self) -> CaptureCounters {
+        let mut sum = CaptureCounters::default();
+        let values = self.maps.counters.get(&0, 0).expect("capture counters");
+        values.iter().for_each(|v| sum.accumulate(v));
+        sum
+    }
+}
+
+fn pq_client_hello() -> Vec<u8> {
+    // An X25519MLKEM768 key share (1216 bytes) makes a ~1.5 KB hello.
+    ClientHelloBuilder::new()
+        .sni("pq.example.test")
+        .supported_versions(&[0x0304])
+        .supported_groups(&[0x11ec, 0x001d])
+        .key_shares(&[(0x11ec, 1216), (0x001d, 32)])
+        .record()
+}
+
+#[test]
+fn a_client_hello_over_three_segments_is_captured_whole() {
+    let mut lab = Lab::new(1000);
+    let record = pq_client_hello();
+    assert!(record.len() > 1300, "{}", record.len());
+    let cuts = [0, 500, 1000, record.len()];
+    for w in cuts.windows(2) {
+        lab.segment(ISN + w[0] as u32, &record[w[0]..w[1]]);
+    }
+    let done = lab.drain();
+    assert_eq!(done.len(), 1, "{done:?}");
+    let Assembled::Hello {
+        bytes, segments, ..
+    } = &done[0]
+    else {
+        panic!("{done:?}");
+    };
+    assert_eq!(*segments, 3);
+    assert_eq!(bytes, &record);
+    let hello = parse_client_hello_record(bytes).expect("parses");
+    assert_eq!(hello.sni(), Some(&b"pq.example.test"[..]));
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.continuations, c.ringbuf_full), (1, 2, 0));
+}
+
+#[test]
+fn other_payloads_and_unexpected_segments_are_not_captured() {
+    let mut lab = Lab::new(1000);
+    lab.segment(ISN, b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    // Application data, a Finished-like handshake record, a lone
+    // continuation-looking segment.
+    lab.segment(ISN + 100, &[23, 3, 3, 0, 5, 1, 2, 3, 4, 5]);
+    lab.segment(ISN + 200, &[22, 3, 3, 0, 4, 20, 0, 0, 0]);
+    lab.segment(ISN + 300, &[0x42; 64]);
+    assert!(lab.drain().is_empty());
+    assert_eq!(lab.counters(), CaptureCounters::default());
+}
+
+#[test]
+fn the_budget_bounds_captures() {
+    let mut lab = Lab::new(1);
+    let hello = ClientHelloBuilder::new().sni("a.example.test").record();
+    support::pin_to_cpu0();
+    for i in 0..5 {
+        lab.segment(ISN + i * 10_000, &hello);
+    }
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.budget_skipped), (1, 4));
+    assert_eq!(lab.drain().len(), 1);
+}
