@@ -144,20 +144,11 @@ impl Programs {
             .map_max_entries(FLOWS_MAP, flows.table_size)
             .load(crate::EBPF_OBJECT)
             .map_err(EbpfError::Object)?;
-        let config = FlowConfig {
+        let budget = FlowConfig {
             inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
             insert_burst: flows.insert_burst,
         };
-        let map = ebpf.map_mut(FLOW_CONFIG_MAP).ok_or(EbpfError::Missing {
-            kind: "map",
-            name: FLOW_CONFIG_MAP,
-        })?;
-        let map_err = |source| EbpfError::Map {
-            map: FLOW_CONFIG_MAP,
-            source,
-        };
-        let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
-        table.set(0, config, 0).map_err(map_err)?;
+        write_rate(&mut ebpf, FLOW_CONFIG_MAP, budget)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
         xdp_program(&mut ebpf)?
             .load()
@@ -173,23 +164,11 @@ impl Programs {
 
     /// Sets how many TLS hello captures each CPU may start per second.
     pub fn set_tls_budget(&mut self, per_sec_per_cpu: u64, burst: u64) -> Result<(), EbpfError> {
-        let config = FlowConfig {
+        let budget = FlowConfig {
             inserts_per_sec_per_cpu: per_sec_per_cpu,
             insert_burst: burst,
         };
-        let map = self
-            .ebpf
-            .map_mut(TLS_CONFIG_MAP)
-            .ok_or(EbpfError::Missing {
-                kind: "map",
-                name: TLS_CONFIG_MAP,
-            })?;
-        let map_err = |source| EbpfError::Map {
-            map: TLS_CONFIG_MAP,
-            source,
-        };
-        let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
-        table.set(0, config, 0).map_err(map_err)
+        write_rate(&mut self.ebpf, TLS_CONFIG_MAP, budget)
     }
 
     /// Gives `iface` a counter slot; the programs count its packets from
@@ -274,6 +253,16 @@ impl Programs {
     pub fn tc(&mut self) -> Result<&mut SchedClassifier, EbpfError> {
         tc_program(&mut self.ebpf)
     }
+}
+
+/// Writes a per-CPU token-bucket rate into its one-entry config map.
+fn write_rate(ebpf: &mut Ebpf, name: &'static str, rate: FlowConfig) -> Result<(), EbpfError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(EbpfError::Missing { kind: "map", name })?;
+    let map_err = |source| EbpfError::Map { map: name, source };
+    let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
+    table.set(0, rate, 0).map_err(map_err)
 }
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
