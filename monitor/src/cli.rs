@@ -1,7 +1,7 @@
 //! Command line: `handshake-monitor run [--iface IF]... [--metrics-addr
 //! ADDR:PORT] [--log-level L]`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser as _};
 
@@ -25,10 +25,19 @@ pub struct Cli {
 pub enum Command {
     /// Attach to the interfaces and serve metrics until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Check a config file and print the settings it results in.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// TOML config file; flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Interface to monitor; repeat for several. Default: the interface
     /// of the default route.
     #[arg(long = "iface", value_name = "IF")]
@@ -140,4 +149,16 @@ pub fn init_logging(level: &str) {
         .with_ansi(ansi)
         .with_target(false)
         .init();
+}
+
+impl RunArgs {
+    /// Every setting at its built-in default.
+    pub fn defaults() -> Self {
+        match Cli::try_parse_from(["handshake-monitor", "run"]) {
+            Ok(Cli {
+                command: Command::Run(args),
+            }) => args,
+            _ => unreachable!("`run` without flags always parses"),
+        }
+    }
 }

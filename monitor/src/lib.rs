@@ -2,6 +2,7 @@
 //! monitored interfaces, and serves what they count as Prometheus metrics.
 
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod ebpf;
 pub mod events;

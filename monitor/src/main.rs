@@ -1,30 +1,58 @@
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use monitor::cli::{Cli, Command};
+use clap::{CommandFactory as _, FromArgMatches as _};
+use monitor::{
+    cli::{Cli, Command, RunArgs},
+    config,
+};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     match cli.command {
-        Command::Run(args) => {
-            monitor::cli::init_logging(&args.log_level);
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(err) => {
-                    eprintln!("handshake-monitor: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(monitor::daemon::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("handshake-monitor: error: {err:#}");
-                    ExitCode::FAILURE
+        Command::Run(mut args) => {
+            if let Some(path) = &args.config {
+                match config::load(path) {
+                    Ok(file) => file.apply(&mut args, matches.subcommand_matches("run")),
+                    Err(err) => return fail(&anyhow::Error::new(err)),
                 }
             }
+            run(args)
         }
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(loaded) => {
+                let mut args = RunArgs::defaults();
+                loaded.apply(&mut args, None);
+                print!("{}", config::render(&args));
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&anyhow::Error::new(err)),
+        },
     }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    monitor::cli::init_logging(&args.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("handshake-monitor: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monitor::daemon::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("handshake-monitor: error: {err:#}");
+    ExitCode::FAILURE
 }
