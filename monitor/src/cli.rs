@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Attach to the interfaces and serve metrics until SIGINT/SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a config file and print the settings it results in.
     CheckConfig {
         /// The TOML config file.
@@ -90,6 +90,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub tls_hellos_per_sec: u64,
+
+    /// SYN-flood detection thresholds: set in the config file's
+    /// `[detector]` section.
+    #[arg(skip)]
+    pub detector: crate::detector::signal::FloodThresholds,
 
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
@@ -157,7 +162,7 @@ impl RunArgs {
         match Cli::try_parse_from(["handshake-monitor", "run"]) {
             Ok(Cli {
                 command: Command::Run(args),
-            }) => args,
+            }) => *args,
             _ => unreachable!("`run` without flags always parses"),
         }
     }

@@ -41,6 +41,8 @@ pub struct ConfigFile {
     pub ports: PortsSection,
     #[serde(default)]
     pub tls: TlsSection,
+    #[serde(default)]
+    pub detector: DetectorSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +74,17 @@ pub struct PortsSection {
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     pub hellos_per_sec_per_cpu: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSection {
+    pub syn_rate_floor: Option<f64>,
+    pub baseline_factor: Option<f64>,
+    pub completion_ratio_max: Option<f64>,
+    pub baseline_window_seconds: Option<f64>,
+    pub fire_after_seconds: Option<u32>,
+    pub clear_after_seconds: Option<u32>,
 }
 
 /// Reads and checks a config file.
@@ -276,7 +289,9 @@ pub fn render(args: &RunArgs) -> String {
         "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\n\n\
          [flows]\ntable_size = {}\nhandshake_timeout_seconds = {}\ninserts_per_sec_per_cpu = {}\n\n\
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
-         [tls]\nhellos_per_sec_per_cpu = {}\n",
+         [tls]\nhellos_per_sec_per_cpu = {}\n\n\
+         [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
+         baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
         args.flow_table_size,
@@ -286,6 +301,12 @@ pub fn render(args: &RunArgs) -> String {
         args.top_ports,
         args.top_ports_interval.as_secs_f64(),
         args.tls_hellos_per_sec,
+        args.detector.syn_rate_floor,
+        args.detector.baseline_factor,
+        args.detector.completion_ratio_max,
+        1.0 / args.detector.baseline_alpha,
+        args.detector.fire_after,
+        args.detector.clear_after,
     )
 }
 

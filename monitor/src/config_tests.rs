@@ -28,7 +28,7 @@ fn parse(argv: &[&str]) -> (RunArgs, clap::ArgMatches) {
     match Cli::from_arg_matches(&matches).expect("args").command {
         Command::Run(args) => {
             let sub = matches.subcommand_matches("run").expect("run").clone();
-            (args, sub)
+            (*args, sub)
         }
         Command::CheckConfig { .. } => panic!("expected run"),
     }

@@ -14,6 +14,7 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
+    detector::{AlertBoard, AlertCollector, Detector},
     ebpf::{Attachment, Programs},
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
@@ -83,15 +84,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         )))
         .context("registering the flow metrics")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let sink = match &args.events {
+        Some(target) => events::start(&EventsTarget::parse(target)).await?,
+        None => EventSink::disabled(),
+    };
+    let board = AlertBoard::default();
+    registry
+        .register(Box::new(AlertCollector::new(board.clone())))
+        .context("registering the alert metrics")?;
+    let interfaces = attachments
+        .iter()
+        .map(|a| (a.iface.name.clone(), a.slot))
+        .collect();
+    let detector = Detector::new(args.detector, interfaces, board, sink.clone());
     let tls_task = start_tls_capture(
         &args,
         &mut programs,
         &registry,
         &attachments,
+        sink,
         stop_rx.clone(),
     )
     .await?;
-    let sweeper = tokio::spawn(sweep_flows(tracker, stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep_flows(tracker, detector, stop_rx.clone()));
     let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx));
     tracing::info!(
         metrics = %format!("http://{}/metrics", args.metrics_addr),
@@ -123,9 +138,15 @@ async fn wait_for_shutdown() -> anyhow::Result<&'static str> {
     })
 }
 
-/// Once a second: end the handshakes past their timeout, measure the table.
+/// Once a second: end the handshakes past their timeout, measure the
+/// table, and run the flood detector.
 /// The walk is blocking map syscalls, so it runs off the async thread.
-async fn sweep_flows(tracker: Arc<Mutex<FlowTracker>>, mut stop: watch::Receiver<bool>) {
+async fn sweep_flows(
+    tracker: Arc<Mutex<FlowTracker>>,
+    detector: Detector,
+    mut stop: watch::Receiver<bool>,
+) {
+    let detector = Arc::new(Mutex::new(detector));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -134,12 +155,16 @@ async fn sweep_flows(tracker: Arc<Mutex<FlowTracker>>, mut stop: watch::Receiver
             _ = stop.changed() => return,
         }
         let tracker = Arc::clone(&tracker);
+        let detector = Arc::clone(&detector);
         let swept = tokio::task::spawn_blocking(move || {
-            let mut tracker = match tracker.lock() {
-                Ok(t) => t,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            tracker.sweep(monotonic_ns())
+            let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let swept = tracker.sweep(monotonic_ns());
+            // Then the flood test, on counters as fresh as the sweep's.
+            detector
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tick(&tracker);
+            swept
         })
         .await;
         match swept {
@@ -150,19 +175,16 @@ async fn sweep_flows(tracker: Arc<Mutex<FlowTracker>>, mut stop: watch::Receiver
     }
 }
 
-/// Starts the TLS hello capture: budget, metrics, events log, reader task.
+/// Starts the TLS hello capture: budget, metrics, reader task.
 async fn start_tls_capture(
     args: &RunArgs,
     programs: &mut Programs,
     registry: &prometheus::Registry,
     attachments: &[Attachment],
+    sink: EventSink,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     programs.set_tls_budget(args.tls_hellos_per_sec, args.tls_hellos_per_sec.min(2_000))?;
-    let sink = match &args.events {
-        Some(target) => events::start(&EventsTarget::parse(target)).await?,
-        None => EventSink::disabled(),
-    };
     let maps = CaptureMaps::take(programs)?;
     let metrics = TlsMetrics::register(registry).context("registering the TLS metrics")?;
     let reassembly = Arc::new(Mutex::new(ReassemblyStats::default()));

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod detector;
 pub mod ebpf;
 pub mod events;
 pub mod flow_metrics;

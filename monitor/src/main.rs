@@ -20,7 +20,7 @@ fn main() -> ExitCode {
                     Err(err) => return fail(&anyhow::Error::new(err)),
                 }
             }
-            run(args)
+            run(*args)
         }
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(loaded) => {

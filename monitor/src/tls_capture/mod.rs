@@ -4,7 +4,7 @@
 pub mod metrics;
 mod pipeline;
 pub mod reassembly;
-mod wallclock;
+pub mod wallclock;
 
 use std::{
     sync::{Arc, Mutex},

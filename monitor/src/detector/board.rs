@@ -1,0 +1,95 @@
+//! The alerts' current state, shared with the metrics endpoint.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use prometheus::{
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+
+use super::{SeriesKey, signal::Reading};
+use crate::promfam::{Family, desc};
+
+const FIRING: &str = "handshake_alert_firing";
+const SYN_RATE: &str = "handshake_detector_syn_rate";
+const BASELINE: &str = "handshake_detector_baseline_syn_rate";
+const COMPLETION: &str = "handshake_detector_completion_ratio";
+
+const FIRING_HELP: &str =
+    "1 while the alert fires, 0 once it has resolved (series appear after the first evaluation).";
+const SYN_RATE_HELP: &str = "SYNs per second received in the last evaluation (server role).";
+const BASELINE_HELP: &str =
+    "Learned normal SYN rate per second; a flood must exceed it several times over.";
+const COMPLETION_HELP: &str = "Share of the last evaluation's SYNs that completed a handshake.";
+
+#[derive(Clone, Debug)]
+struct Entry {
+    reading: Reading,
+    firing: bool,
+}
+
+/// (alertname, interface, port).
+type AlertKey = (&'static str, String, String);
+
+/// Every alert series to its latest state.
+#[derive(Clone, Default)]
+pub struct AlertBoard(Arc<Mutex<BTreeMap<AlertKey, Entry>>>);
+
+impl AlertBoard {
+    pub fn record(&self, alertname: &'static str, key: &SeriesKey, reading: Reading, firing: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(
+            (alertname, key.interface.clone(), key.port.clone()),
+            Entry { reading, firing },
+        );
+    }
+}
+
+pub struct AlertCollector {
+    board: AlertBoard,
+    descs: Vec<Desc>,
+}
+
+impl AlertCollector {
+    pub fn new(board: AlertBoard) -> Self {
+        let series = ["interface", "port"];
+        let descs = vec![
+            desc(FIRING, FIRING_HELP, &["alertname", "interface", "port"]),
+            desc(SYN_RATE, SYN_RATE_HELP, &series),
+            desc(BASELINE, BASELINE_HELP, &series),
+            desc(COMPLETION, COMPLETION_HELP, &series),
+        ];
+        Self { board, descs }
+    }
+}
+
+impl Collector for AlertCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let map = self.board.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut firing = Family::gauge(FIRING, FIRING_HELP);
+        let mut rate = Family::gauge(SYN_RATE, SYN_RATE_HELP);
+        let mut baseline = Family::gauge(BASELINE, BASELINE_HELP);
+        let mut completion = Family::gauge(COMPLETION, COMPLETION_HELP);
+        for ((alertname, interface, port), e) in map.iter() {
+            let series = [("interface", interface.as_str()), ("port", port.as_str())];
+            let labels = [("alertname", *alertname), series[0], series[1]];
+            firing.add(&labels, if e.firing { 1.0 } else { 0.0 });
+            rate.add(&series, e.reading.syn_rate);
+            baseline.add(&series, e.reading.baseline);
+            completion.add(&series, e.reading.completion_ratio);
+        }
+        vec![
+            firing.finish(),
+            rate.finish(),
+            baseline.finish(),
+            completion.finish(),
+        ]
+    }
+}
