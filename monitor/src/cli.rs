@@ -91,6 +91,15 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub tls_hellos_per_sec: u64,
 
+    /// Push alerts to this Alertmanager (v2 API), e.g.
+    /// http://127.0.0.1:9093.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager_url: Option<String>,
+
+    /// Seconds between re-sends of a firing alert to Alertmanager.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub alert_resend_interval: Duration,
+
     /// SYN-flood detection thresholds: set in the config file's
     /// `[detector]` section.
     #[arg(skip)]

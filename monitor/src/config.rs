@@ -43,6 +43,15 @@ pub struct ConfigFile {
     pub tls: TlsSection,
     #[serde(default)]
     pub detector: DetectorSection,
+    #[serde(default)]
+    pub alerts: AlertsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    pub alertmanager_url: Option<String>,
+    pub resend_interval_seconds: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,13 +294,18 @@ pub fn render(args: &RunArgs) -> String {
         None => "# events: not set, no events log".to_string(),
     };
     let ports: Vec<String> = args.ports.iter().map(u16::to_string).collect();
+    let alertmanager = match &args.alertmanager_url {
+        Some(url) => format!("alertmanager_url = {}", quote(url)),
+        None => "# alertmanager_url: not set, alerts are not pushed".to_string(),
+    };
     format!(
         "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\n\n\
          [flows]\ntable_size = {}\nhandshake_timeout_seconds = {}\ninserts_per_sec_per_cpu = {}\n\n\
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
          [tls]\nhellos_per_sec_per_cpu = {}\n\n\
          [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
-         baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n",
+         baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\n\
+         [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
         args.flow_table_size,
@@ -307,6 +321,7 @@ pub fn render(args: &RunArgs) -> String {
         1.0 / args.detector.baseline_alpha,
         args.detector.fire_after,
         args.detector.clear_after,
+        args.alert_resend_interval.as_secs_f64(),
     )
 }
 

@@ -14,7 +14,10 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    detector::{AlertBoard, AlertCollector, Detector},
+    detector::{
+        AlertBoard, AlertCollector, Detector,
+        notify::{self, Alertmanager},
+    },
     ebpf::{Attachment, Programs},
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
@@ -31,6 +34,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     preflight::check_btf(Path::new(preflight::KERNEL_BTF_PATH))?;
     preflight::check_capabilities()?;
     let ifaces = interfaces::resolve(&args.ifaces)?;
+    let alertmanager = args
+        .alertmanager_url
+        .as_deref()
+        .map(Alertmanager::parse)
+        .transpose()?;
     // Bind first: a taken port must fail before anything is attached.
     let listener = http::bind(args.metrics_addr).await?;
 
@@ -96,7 +104,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|a| (a.iface.name.clone(), a.slot))
         .collect();
-    let detector = Detector::new(args.detector, interfaces, board, sink.clone());
+    let detector = Detector::new(args.detector, interfaces, board.clone(), sink.clone());
+    let notifier = match alertmanager {
+        Some(target) => {
+            let counter = prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "handshake_alertmanager_notifications_total",
+                    "Posts of alerts to Alertmanager, sent (accepted) or failed.",
+                ),
+                &["result"],
+            )?;
+            registry.register(Box::new(counter.clone()))?;
+            let resend = args.alert_resend_interval;
+            Some(tokio::spawn(notify::run(
+                target,
+                board,
+                resend,
+                counter,
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let tls_task = start_tls_capture(
         &args,
         &mut programs,
@@ -121,6 +150,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = server.await;
     let _ = sweeper.await;
     let _ = tls_task.await;
+    if let Some(notifier) = notifier {
+        let _ = notifier.await;
+    }
     drop(programs);
     tracing::info!(
         interfaces = attachments.len(),

@@ -3,6 +3,7 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
+    time::SystemTime,
 };
 
 use prometheus::{
@@ -29,10 +30,23 @@ const COMPLETION_HELP: &str = "Share of the last evaluation's SYNs that complete
 struct Entry {
     reading: Reading,
     firing: bool,
+    /// When the current (or last) firing began, and when it resolved.
+    starts_at: Option<SystemTime>,
+    ends_at: Option<SystemTime>,
 }
 
 /// (alertname, interface, port).
-type AlertKey = (&'static str, String, String);
+pub type AlertKey = (&'static str, String, String);
+
+/// An alert's state for notifiers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertState {
+    pub key: AlertKey,
+    pub firing: bool,
+    pub starts_at: SystemTime,
+    pub ends_at: Option<SystemTime>,
+    pub reading: Reading,
+}
 
 /// Every alert series to its latest state.
 #[derive(Clone, Default)]
@@ -41,10 +55,38 @@ pub struct AlertBoard(Arc<Mutex<BTreeMap<AlertKey, Entry>>>);
 impl AlertBoard {
     pub fn record(&self, alertname: &'static str, key: &SeriesKey, reading: Reading, firing: bool) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(
-            (alertname, key.interface.clone(), key.port.clone()),
-            Entry { reading, firing },
-        );
+        let entry = map
+            .entry((alertname, key.interface.clone(), key.port.clone()))
+            .or_insert(Entry {
+                reading,
+                firing: false,
+                starts_at: None,
+                ends_at: None,
+            });
+        if firing && !entry.firing {
+            entry.starts_at = Some(SystemTime::now());
+            entry.ends_at = None;
+        } else if !firing && entry.firing {
+            entry.ends_at = Some(SystemTime::now());
+        }
+        entry.reading = reading;
+        entry.firing = firing;
+    }
+
+    /// Alerts that have fired at least once, firing or resolved.
+    pub fn fired(&self) -> Vec<AlertState> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter_map(|(key, e)| {
+                Some(AlertState {
+                    key: key.clone(),
+                    firing: e.firing,
+                    starts_at: e.starts_at?,
+                    ends_at: e.ends_at,
+                    reading: e.reading,
+                })
+            })
+            .collect()
     }
 }
 

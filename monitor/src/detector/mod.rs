@@ -4,6 +4,7 @@
 //! written to the events log.
 
 mod board;
+pub mod notify;
 pub mod signal;
 
 use std::{collections::HashMap, time::Instant};

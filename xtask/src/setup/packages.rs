@@ -18,6 +18,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("util-linux", "setpriv, nsenter"),
     ("procps", "pgrep, ps"),
     ("iputils-ping", "ping"),
+    (
+        "prometheus-alertmanager",
+        "a real Alertmanager for the alert push tests",
+    ),
 ];
 
 pub fn ensure() -> Result<()> {
