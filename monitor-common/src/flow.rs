@@ -286,3 +286,39 @@ impl InsertBudget {
         true
     }
 }
+
+/// Key of the port-scan table: a remote source on one interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct ScanKey {
+    pub addr: [u8; 16],
+    pub family: u8,
+    pub slot: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<ScanKey>() == 20);
+
+/// SYNs of one source that the monitored host answered with a RST (closed
+/// ports), and which ports: one bit per port hash, enough to estimate
+/// dozens of distinct ports (linear counting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ScanState {
+    pub first_ns: u64,
+    pub port_bits: u64,
+    pub probes: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ScanState>() == 24);
+
+impl ScanState {
+    /// Notes one refused SYN to `port`.
+    #[inline(always)]
+    pub fn note(&mut self, port: u16) {
+        let bit = (u32::from(port).wrapping_mul(2_654_435_769) >> 26) & 63;
+        self.port_bits |= 1u64 << bit;
+        self.probes = self.probes.saturating_add(1);
+    }
+}

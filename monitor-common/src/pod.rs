@@ -23,3 +23,5 @@ unsafe impl aya::Pod for crate::ports::PortCounters {}
 unsafe impl aya::Pod for crate::ports::VolumeSketch {}
 unsafe impl aya::Pod for crate::capture::CaptureCounters {}
 unsafe impl aya::Pod for crate::capture::ChunkHeader {}
+unsafe impl aya::Pod for crate::flow::ScanKey {}
+unsafe impl aya::Pod for crate::flow::ScanState {}

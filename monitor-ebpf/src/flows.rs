@@ -14,8 +14,8 @@ use monitor_common::{
     classify::FlagClass,
     counters::{Direction, DirectionCounters},
     flow::{
-        FlowConfig, FlowKey, FlowState, HandshakeCounters, InsertBudget, Role, close_index,
-        handshake_index, phase,
+        FlowConfig, FlowKey, FlowState, HandshakeCounters, InsertBudget, Role, ScanKey, ScanState,
+        close_index, handshake_index, phase,
     },
     handshake::{Outcome, Segment, on_segment},
     histogram::{Histogram, HistogramKind, bucket, histogram_index},
@@ -142,7 +142,7 @@ fn track_staged(key: &FlowKey, seg: &Segment, slot: u32, counters: &mut Directio
         _ => unsafe { bpf_ktime_get_ns() },
     };
     let outcome = on_segment(flow, seg, now);
-    apply(outcome, key, role, slot, seg.seq, now, counters);
+    apply(outcome, key, role, slot, seg, now, counters);
 }
 
 #[inline(always)]
@@ -151,7 +151,7 @@ fn apply(
     key: &FlowKey,
     role: Option<Role>,
     slot: u32,
-    seq: u32,
+    seg: &Segment,
     now: u64,
     counters: &mut DirectionCounters,
 ) {
@@ -179,7 +179,7 @@ fn apply(
         count_port(key, slot, role, &outcome);
     }
     match outcome {
-        Outcome::Start(role) => start(key, role, seq, now, stats),
+        Outcome::Start(role) => start(key, role, seg.seq, now, stats),
         Outcome::SynRetransmit => stats.syn_retransmits += 1,
         Outcome::SynAck { syn_to_synack_ns } => {
             observe(slot, role, HistogramKind::SynToSynAck, syn_to_synack_ns);
@@ -193,6 +193,10 @@ fn apply(
         Outcome::HandshakeReset => {
             stats.reset += 1;
             remove(key, stats);
+            // Our RST refusing a remote SYN: a closed port, as a scan finds.
+            if role == Role::Server && seg.from_local {
+                note_refused_syn(key, slot, now);
+            }
         }
         Outcome::Closed {
             kind,
@@ -256,6 +260,32 @@ fn count_port(key: &FlowKey, slot: u32, role: Role, outcome: &Outcome) {
         Outcome::HandshakeReset => stats.reset += 1,
         _ => {}
     }
+}
+
+/// Remote sources whose SYNs were refused, for port-scan detection; the
+/// daemon reads and ages them once a second.
+#[map]
+pub static SCAN_SOURCES: LruHashMap<ScanKey, ScanState> = LruHashMap::with_max_entries(4096, 0);
+
+#[inline(always)]
+fn note_refused_syn(key: &FlowKey, slot: u32, now: u64) {
+    let scan_key = ScanKey {
+        addr: key.remote_addr,
+        family: key.family,
+        slot: slot as u8,
+        _pad: [0; 2],
+    };
+    if let Some(state) = SCAN_SOURCES.get_ptr_mut(scan_key) {
+        // SAFETY: a valid map value; racing updates only lose a count.
+        unsafe { (*state).note(key.local_port) };
+        return;
+    }
+    let mut state = ScanState {
+        first_ns: now,
+        ..ScanState::default()
+    };
+    state.note(key.local_port);
+    let _ = SCAN_SOURCES.insert(scan_key, state, 0);
 }
 
 #[inline(always)]

@@ -105,6 +105,11 @@ pub struct RunArgs {
     #[arg(skip)]
     pub detector: crate::detector::signal::FloodThresholds,
 
+    /// Port-scan detection thresholds: the config file's `[detector]`
+    /// section too.
+    #[arg(skip)]
+    pub scan: crate::detector::scan::ScanThresholds,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]

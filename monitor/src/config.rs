@@ -94,6 +94,8 @@ pub struct DetectorSection {
     pub baseline_window_seconds: Option<f64>,
     pub fire_after_seconds: Option<u32>,
     pub clear_after_seconds: Option<u32>,
+    pub scan_distinct_ports: Option<f64>,
+    pub scan_window_seconds: Option<f64>,
 }
 
 /// Reads and checks a config file.
@@ -304,7 +306,8 @@ pub fn render(args: &RunArgs) -> String {
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
          [tls]\nhellos_per_sec_per_cpu = {}\n\n\
          [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
-         baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\n\
+         baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\
+         scan_distinct_ports = {}\nscan_window_seconds = {}\n\n\
          [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
@@ -321,6 +324,8 @@ pub fn render(args: &RunArgs) -> String {
         1.0 / args.detector.baseline_alpha,
         args.detector.fire_after,
         args.detector.clear_after,
+        args.scan.distinct_ports,
+        args.scan.window.as_secs_f64(),
         args.alert_resend_interval.as_secs_f64(),
     )
 }

@@ -17,6 +17,7 @@ use crate::{
     detector::{
         AlertBoard, AlertCollector, Detector,
         notify::{self, Alertmanager},
+        scan::ScanWatcher,
     },
     ebpf::{Attachment, Programs},
     events::{self, EventSink, EventsTarget},
@@ -104,7 +105,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|a| (a.iface.name.clone(), a.slot))
         .collect();
-    let detector = Detector::new(args.detector, interfaces, board.clone(), sink.clone());
+    let scans = ScanWatcher::new(&mut programs, args.scan)?;
+    let detector = Detector::new(args.detector, interfaces, board.clone(), sink.clone())
+        .with_scan_watcher(scans);
     let notifier = match alertmanager {
         Some(target) => {
             let counter = prometheus::IntCounterVec::new(

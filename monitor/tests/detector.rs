@@ -87,3 +87,48 @@ fn a_burst_of_real_clients_is_not_a_flood_and_a_syn_flood_is() {
     assert!(resolved, "{}", monitor.scrape().text);
     assert!(monitor.daemon.stderr().contains("alert resolved"));
 }
+
+fn alert(monitor: &Monitor, alertname: &str) -> Option<f64> {
+    let labels = [
+        ("alertname", alertname),
+        ("interface", monitor.iface.as_str()),
+        ("port", "all"),
+    ];
+    prom::value(&monitor.scrape().text, "handshake_alert_firing", &labels)
+}
+
+#[test]
+fn a_port_scan_is_reported_as_a_scan_not_a_flood() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    let monitor = Monitor::start(&link.peer_ns, &link.peer_if, 19982, &[]);
+    // One source, one SYN to each of 60 closed ports: each refused by RST.
+    let mut raw = RawClient::new(&lab.hub, link, 1);
+    raw.port = 45_000;
+    for port in 1000..1060u16 {
+        raw.server_port = port;
+        raw.send(SYN, 0x4000_0000 + u32::from(port), 0);
+    }
+    let fired = wait_until(Duration::from_secs(3), || {
+        alert(&monitor, "PortScan") == Some(1.0)
+    });
+    assert!(
+        fired,
+        "{}\n{}",
+        monitor.scrape().text,
+        monitor.daemon.stderr()
+    );
+    assert_ne!(alert(&monitor, "SynFlood"), Some(1.0));
+    let source = raw.addr.to_string();
+    let stderr = monitor.daemon.stderr();
+    assert!(
+        stderr.contains("PortScan") && stderr.contains(&source),
+        "{stderr}"
+    );
+    // The source ages out of the window, then five quiet seconds resolve it.
+    let resolved = wait_until(Duration::from_secs(20), || {
+        alert(&monitor, "PortScan") == Some(0.0)
+    });
+    assert!(resolved, "{}", monitor.scrape().text);
+}

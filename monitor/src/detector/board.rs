@@ -123,6 +123,10 @@ impl Collector for AlertCollector {
             let series = [("interface", interface.as_str()), ("port", port.as_str())];
             let labels = [("alertname", *alertname), series[0], series[1]];
             firing.add(&labels, if e.firing { 1.0 } else { 0.0 });
+            // The readings are the flood test's; other alerts have none.
+            if *alertname != super::SYN_FLOOD {
+                continue;
+            }
             rate.add(&series, e.reading.syn_rate);
             baseline.add(&series, e.reading.baseline);
             completion.add(&series, e.reading.completion_ratio);

@@ -5,6 +5,7 @@
 
 mod board;
 pub mod notify;
+pub mod scan;
 pub mod signal;
 
 use std::{collections::HashMap, time::Instant};
@@ -12,7 +13,8 @@ use std::{collections::HashMap, time::Instant};
 use monitor_common::flow::Role;
 
 pub use board::{AlertBoard, AlertCollector};
-use signal::{FloodSignal, FloodThresholds, Sample, Transition};
+use scan::{ScanWatcher, Scanner};
+use signal::{FloodSignal, FloodThresholds, Reading, Sample, Transition};
 
 use crate::{
     events::{EventSink, JsonObject},
@@ -22,6 +24,7 @@ use crate::{
 };
 
 pub const SYN_FLOOD: &str = "SynFlood";
+pub const PORT_SCAN: &str = "PortScan";
 
 /// What one series covers: a whole interface, or one named port on it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +41,9 @@ pub struct Detector {
     last_tick: Option<Instant>,
     board: AlertBoard,
     events: EventSink,
+    scan: Option<ScanWatcher>,
+    /// Per interface slot: port scan firing, and quiet seconds since.
+    scanning: HashMap<u32, (bool, u32)>,
 }
 
 impl Detector {
@@ -54,7 +60,15 @@ impl Detector {
             last_tick: None,
             board,
             events,
+            scan: None,
+            scanning: HashMap::new(),
         }
+    }
+
+    /// Also watch for port scans.
+    pub fn with_scan_watcher(mut self, scan: ScanWatcher) -> Self {
+        self.scan = Some(scan);
+        self
     }
 
     /// Reads the server-role counters and updates every series.
@@ -102,6 +116,47 @@ impl Detector {
                 );
             }
         }
+        self.tick_scans();
+    }
+
+    /// One second of the port-scan watch: fires per interface as soon as a
+    /// scanner shows, resolves after the flood test's quiet streak.
+    fn tick_scans(&mut self) {
+        let Some(scan) = self.scan.as_mut() else {
+            return;
+        };
+        let scanners = scan.scanners(crate::flows::monotonic_ns());
+        for (interface, slot) in self.interfaces.clone() {
+            let mine: Vec<&Scanner> = scanners.iter().filter(|s| s.slot == slot).collect();
+            let (firing, quiet) = self.scanning.entry(slot).or_insert((false, 0));
+            let change = match (mine.is_empty(), *firing) {
+                (false, false) => Some(Transition::Fired),
+                (true, true) if *quiet + 1 >= self.thresholds.clear_after => {
+                    Some(Transition::Resolved)
+                }
+                _ => None,
+            };
+            *quiet = if mine.is_empty() { *quiet + 1 } else { 0 };
+            if let Some(change) = change {
+                *firing = change == Transition::Fired;
+                *quiet = 0;
+            }
+            let probes: u32 = mine.iter().map(|s| s.probes).sum();
+            let reading = Reading {
+                syn_rate: f64::from(probes),
+                completion_ratio: 0.0,
+                baseline: 0.0,
+                flood: !mine.is_empty(),
+            };
+            let key = SeriesKey {
+                interface,
+                port: "all".into(),
+            };
+            self.board.record(PORT_SCAN, &key, reading, *firing);
+            if let Some(change) = change {
+                self.announce(PORT_SCAN, &key, change, reading, &mine);
+            }
+        }
     }
 
     fn update(&mut self, key: SeriesKey, sample: Sample, seconds: f64) {
@@ -112,34 +167,53 @@ impl Detector {
         };
         self.board.record(SYN_FLOOD, &key, reading, signal.firing());
         let Some(change) = change else { return };
+        self.announce(SYN_FLOOD, &key, change, reading, &[]);
+    }
+}
+
+impl Detector {
+    /// One log line and one event per transition.
+    fn announce(
+        &self,
+        alertname: &str,
+        key: &SeriesKey,
+        change: Transition,
+        reading: Reading,
+        scanners: &[&Scanner],
+    ) {
         let state = match change {
             Transition::Fired => "firing",
             Transition::Resolved => "resolved",
         };
+        let sources: Vec<String> = scanners.iter().map(|s| s.source.to_string()).collect();
         match change {
             Transition::Fired => tracing::warn!(
-                alertname = SYN_FLOOD, state, interface = %key.interface, port = %key.port,
+                alertname, state, interface = %key.interface, port = %key.port,
                 syn_rate = reading.syn_rate, completion_ratio = reading.completion_ratio,
-                baseline = reading.baseline, "alert firing"
+                baseline = reading.baseline, sources = ?sources, "alert firing"
             ),
             Transition::Resolved => tracing::info!(
-                alertname = SYN_FLOOD, state, interface = %key.interface, port = %key.port,
-                "alert resolved"
+                alertname, state, interface = %key.interface, port = %key.port, "alert resolved"
             ),
         }
-        if self.events.enabled() {
-            let line = JsonObject::new()
-                .str("type", "alert")
-                .str("ts", &rfc3339(wall_time(crate::flows::monotonic_ns())))
-                .str("alertname", SYN_FLOOD)
-                .str("state", state)
-                .str("interface", &key.interface)
-                .str("port", &key.port)
-                .num("syn_rate", reading.syn_rate)
+        if !self.events.enabled() {
+            return;
+        }
+        let mut line = JsonObject::new()
+            .str("type", "alert")
+            .str("ts", &rfc3339(wall_time(crate::flows::monotonic_ns())))
+            .str("alertname", alertname)
+            .str("state", state)
+            .str("interface", &key.interface)
+            .str("port", &key.port);
+        line = if alertname == PORT_SCAN {
+            line.strs("sources", sources.iter().map(String::as_str))
+                .num("probes", reading.syn_rate)
+        } else {
+            line.num("syn_rate", reading.syn_rate)
                 .num("completion_ratio", reading.completion_ratio)
                 .num("baseline_syn_rate", reading.baseline)
-                .finish();
-            self.events.send(line);
-        }
+        };
+        self.events.send(line.finish());
     }
 }

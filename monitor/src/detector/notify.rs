@@ -163,7 +163,11 @@ pub fn payload(alerts: &[AlertState], instance: &str, resend: Duration) -> Strin
                 .str("instance", instance)
                 .str("job", "handshake-monitor")
                 .finish();
-            let summary = format!("SYN flood on {interface}, port {port}");
+            let summary = if *alertname == super::PORT_SCAN {
+                format!("port scan against {interface}")
+            } else {
+                format!("SYN flood on {interface}, port {port}")
+            };
             let annotations = JsonObject::new()
                 .str("summary", &summary)
                 .str("syn_rate", &format!("{:.0}", a.reading.syn_rate))
