@@ -155,6 +155,7 @@ fn apply(
     now: u64,
     counters: &mut DirectionCounters,
 ) {
+    let tracked = role.is_some();
     let role = match outcome {
         Outcome::Nothing => return,
         Outcome::Untracked(what) => {
@@ -179,7 +180,7 @@ fn apply(
         count_port(key, slot, role, &outcome);
     }
     match outcome {
-        Outcome::Start(role) => start(key, role, seg.seq, now, stats),
+        Outcome::Start(role) => start(key, role, seg.seq, now, stats, tracked),
         Outcome::SynRetransmit => stats.syn_retransmits += 1,
         Outcome::SynAck { syn_to_synack_ns } => {
             observe(slot, role, HistogramKind::SynToSynAck, syn_to_synack_ns);
@@ -214,7 +215,14 @@ fn apply(
 /// Inserts a new flow if this CPU's insert budget allows; under a SYN
 /// flood the budget caps what tracking costs and what it can evict.
 #[inline(always)]
-fn start(key: &FlowKey, role: Role, isn: u32, now: u64, stats: &mut HandshakeCounters) {
+fn start(
+    key: &FlowKey,
+    role: Role,
+    isn: u32,
+    now: u64,
+    stats: &mut HandshakeCounters,
+    tracked: bool,
+) {
     let admitted = match (INSERT_BUDGET.get_ptr_mut(0), FLOW_CONFIG.get(0)) {
         // SAFETY: per-CPU value, only this CPU touches it during the run.
         (Some(budget), Some(cfg)) => unsafe { (*budget).take(cfg, now) },
@@ -222,8 +230,11 @@ fn start(key: &FlowKey, role: Role, isn: u32, now: u64, stats: &mut HandshakeCou
     };
     if !admitted {
         stats.insert_skipped += 1;
-        // A stale flow with the old ISN would misjudge the new handshake.
-        let _ = FLOWS.remove(key);
+        // A stale flow with the old ISN would misjudge the new handshake;
+        // an LRU delete is costly, so only when there is one.
+        if tracked {
+            let _ = FLOWS.remove(key);
+        }
         return;
     }
     let state = FlowState::on_syn(role, isn, now);

@@ -42,6 +42,13 @@ pub fn hs_tc_egress(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
+/// The benchmark's baseline: an XDP program that does nothing. Loaded only
+/// by `cargo xtask bench`, never attached.
+#[xdp]
+pub fn hs_bench_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

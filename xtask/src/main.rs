@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; `proc` is how every child
 //! process is spawned, `env` answers questions about the machine.
 
+mod bench;
 mod build;
 mod env;
 mod lint;
@@ -49,6 +50,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Per-packet cost of the XDP program against an empty one (root);
+    /// `--json PATH` also writes the results as JSON.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// fmt check, host clippy and eBPF clippy.
     Lint,
     /// Format the whole workspace.
@@ -62,6 +69,7 @@ fn main() -> ExitCode {
         Cmd::Build { release } => build::run(*release),
         Cmd::Run { args } => run::run(args),
         Cmd::Test { args } => test::run(args),
+        Cmd::Bench { args } => bench::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
     };
