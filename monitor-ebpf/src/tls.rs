@@ -13,7 +13,8 @@ use aya_ebpf::{
 use monitor_common::{
     capture::{
         CHUNK_HEADER_LEN, CONT_TABLE_SIZE, CaptureCounters, ChunkBuffer, Continuation, MAX_CHUNK,
-        PayloadStart, chunk_kind, continuation_index, payload_start,
+        PayloadStart, TLS_CONTENT_ALERT, TLS_CONTENT_HANDSHAKE, chunk_kind, continuation_index,
+        payload_start,
     },
     counters::Direction,
     flow::{FlowConfig, InsertBudget},
@@ -59,6 +60,9 @@ pub fn inspect<V: PacketView + LoadBytes>(
     slot: u32,
     direction: Direction,
 ) {
+    if !worth_a_look(pkt, tcp) {
+        return;
+    }
     // Offsets pass through map memory: every parser path then arrives here
     // in the same verifier state (see flows.rs for the same reason).
     let Some(stage) = TLS_STAGE.get_ptr_mut(0) else {
@@ -238,6 +242,39 @@ fn remember(
         segment: segment.saturating_add(1),
         _pad: [0; 3],
     };
+}
+
+/// The cheap test every data segment takes: could it start a hello or
+/// alert record (first byte 22 or 21), or is it the next segment of a hello
+/// being captured? Only those go on to the full path.
+#[inline(always)]
+fn worth_a_look<V: PacketView>(pkt: &V, tcp: &TcpPacket) -> bool {
+    let payload = usize::from(tcp.payload_offset);
+    if payload > MAX_HEADER_OFFSET + 64 {
+        return false;
+    }
+    // Two bytes, not one: LLVM turns a one-byte bound into `start >= end`,
+    // which the verifier does not take as proof of one readable byte.
+    match pkt.bytes::<2>(payload) {
+        Some([TLS_CONTENT_HANDSHAKE | TLS_CONTENT_ALERT, _]) => return true,
+        Some(_) => {}
+        // Not in the linear data (TC, page fragments): the full path copies.
+        None => return true,
+    }
+    let Some(l4) = pkt.bytes::<8>(usize::from(tcp.l4_offset) & 0x0fff) else {
+        return false;
+    };
+    let src_port = u16::from_be_bytes([l4[0], l4[1]]);
+    let dst_port = u16::from_be_bytes([l4[2], l4[3]]);
+    let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+    TLS_CONTINUATIONS
+        .get(continuation_index(seq, src_port, dst_port))
+        .is_some_and(|c| {
+            c.remaining != 0
+                && c.next_seq == seq
+                && c.src_port == src_port
+                && c.dst_port == dst_port
+        })
 }
 
 /// The first 6 payload bytes: read directly where they are in the linear
