@@ -148,7 +148,7 @@ impl Programs {
             inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
             insert_burst: flows.insert_burst,
         };
-        write_rate(&mut ebpf, FLOW_CONFIG_MAP, budget)?;
+        write_settings(&mut ebpf, FLOW_CONFIG_MAP, budget)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
         xdp_program(&mut ebpf)?
             .load()
@@ -168,7 +168,7 @@ impl Programs {
             inserts_per_sec_per_cpu: per_sec_per_cpu,
             insert_burst: burst,
         };
-        write_rate(&mut self.ebpf, TLS_CONFIG_MAP, budget)
+        write_settings(&mut self.ebpf, TLS_CONFIG_MAP, budget)
     }
 
     /// Gives `iface` a counter slot; the programs count its packets from
@@ -229,15 +229,18 @@ impl Programs {
 
     /// Takes the counter map out, for the metrics collector.
     pub fn take_counters(&mut self) -> Result<CounterReader, EbpfError> {
-        let map = self.ebpf.take_map(COUNTERS_MAP).ok_or(EbpfError::Missing {
-            kind: "map",
-            name: COUNTERS_MAP,
-        })?;
-        let map = PerCpuArray::try_from(map).map_err(|source| EbpfError::Map {
-            map: COUNTERS_MAP,
-            source,
-        })?;
-        Ok(CounterReader { map })
+        Ok(CounterReader {
+            map: self.take_map(COUNTERS_MAP)?,
+        })
+    }
+
+    /// Takes map `name` out of the loaded object as a typed aya map, for
+    /// the part of the daemon that owns it from then on.
+    pub fn take_map<T>(&mut self, name: &'static str) -> Result<T, EbpfError>
+    where
+        T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        take_map(&mut self.ebpf, name)
     }
 
     /// The loaded object, for subsystems that bring programs of their own
@@ -255,14 +258,29 @@ impl Programs {
     }
 }
 
-/// Writes a per-CPU token-bucket rate into its one-entry config map.
-fn write_rate(ebpf: &mut Ebpf, name: &'static str, rate: FlowConfig) -> Result<(), EbpfError> {
+/// Takes map `name` out of `ebpf` as a typed aya map.
+pub fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, EbpfError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or(EbpfError::Missing { kind: "map", name })?;
+    T::try_from(map).map_err(|source| EbpfError::Map { map: name, source })
+}
+
+/// Writes the one entry of a settings array map the programs read.
+pub fn write_settings<T: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    value: T,
+) -> Result<(), EbpfError> {
     let map = ebpf
         .map_mut(name)
         .ok_or(EbpfError::Missing { kind: "map", name })?;
     let map_err = |source| EbpfError::Map { map: name, source };
-    let mut table: Array<_, FlowConfig> = Array::try_from(map).map_err(map_err)?;
-    table.set(0, rate, 0).map_err(map_err)
+    let mut table: Array<_, T> = Array::try_from(map).map_err(map_err)?;
+    table.set(0, value, 0).map_err(map_err)
 }
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {

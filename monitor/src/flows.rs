@@ -77,13 +77,6 @@ pub struct FlowTracker {
     ports: PortTracker,
 }
 
-fn take_map(programs: &mut Programs, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
-    programs
-        .ebpf_mut()
-        .take_map(name)
-        .ok_or(EbpfError::Missing { kind: "map", name })
-}
-
 impl FlowTracker {
     /// Takes the flow maps out of the loaded object.
     pub fn new(
@@ -93,13 +86,10 @@ impl FlowTracker {
         slots: Vec<u32>,
     ) -> Result<Self, EbpfError> {
         let ports = PortTracker::new(programs, ports, slots.clone())?;
-        let map_err = |map| move |source| EbpfError::Map { map, source };
         Ok(Self {
-            flows: BpfHashMap::try_from(take_map(programs, "FLOWS")?).map_err(map_err("FLOWS"))?,
-            handshakes: PerCpuArray::try_from(take_map(programs, "HANDSHAKES")?)
-                .map_err(map_err("HANDSHAKES"))?,
-            histograms: PerCpuArray::try_from(take_map(programs, "HISTOGRAMS")?)
-                .map_err(map_err("HISTOGRAMS"))?,
+            flows: programs.take_map("FLOWS")?,
+            handshakes: programs.take_map("HANDSHAKES")?,
+            histograms: programs.take_map("HISTOGRAMS")?,
             settings,
             totals: SweepTotals::default(),
             slots,

@@ -16,7 +16,6 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{Array, PerCpuArray},
     programs::{BtfTracePoint, ProgramError},
 };
 use monitor_common::tcp_state::KernelStateConfig;
@@ -26,7 +25,10 @@ pub use self::{
     btf::{Btf, BtfError, Shape},
     collector::KernelStateCollector,
 };
-use crate::{ebpf::EbpfError, preflight::KERNEL_BTF_PATH};
+use crate::{
+    ebpf::{EbpfError, take_map, write_settings},
+    preflight::KERNEL_BTF_PATH,
+};
 
 const CONFIG_MAP: &str = "KS_CONFIG";
 const COUNTERS_MAP: &str = "KS_COUNTERS";
@@ -76,7 +78,7 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<KernelStateCollector, KernelStateError>
     let btf = Btf::from_file(Path::new(KERNEL_BTF_PATH)).map_err(KernelStateError::Btf)?;
     let mut config = resolve_offsets(&btf)?;
     config.netns_inum = own_netns_inum()?;
-    write_config(ebpf, config)?;
+    write_settings(ebpf, CONFIG_MAP, config)?;
 
     // aya's own parse, which it needs to find each tracepoint's BTF id.
     let kernel_btf = aya::Btf::from_sys_fs().map_err(|source| {
@@ -101,14 +103,7 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<KernelStateCollector, KernelStateError>
         prog.attach().map_err(prog_err)?;
     }
 
-    let map = ebpf.take_map(COUNTERS_MAP).ok_or(EbpfError::Missing {
-        kind: "map",
-        name: COUNTERS_MAP,
-    })?;
-    let counters = PerCpuArray::try_from(map).map_err(|source| EbpfError::Map {
-        map: COUNTERS_MAP,
-        source,
-    })?;
+    let counters = take_map(ebpf, COUNTERS_MAP)?;
     Ok(KernelStateCollector::new(counters))
 }
 
@@ -195,20 +190,6 @@ pub fn own_netns_inum() -> Result<u32, KernelStateError> {
             "namespace inode {ino} does not fit the kernel's 32-bit ns.inum"
         )))
     })
-}
-
-fn write_config(ebpf: &mut Ebpf, config: KernelStateConfig) -> Result<(), KernelStateError> {
-    let map_err = |source| EbpfError::Map {
-        map: CONFIG_MAP,
-        source,
-    };
-    let map = ebpf.map_mut(CONFIG_MAP).ok_or(EbpfError::Missing {
-        kind: "map",
-        name: CONFIG_MAP,
-    })?;
-    let mut array: Array<_, KernelStateConfig> = Array::try_from(map).map_err(map_err)?;
-    array.set(0, config, 0).map_err(map_err)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -79,17 +79,6 @@ pub struct PortTracker {
     iface_slots: Vec<u32>,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-    programs: &mut Programs,
-    name: &'static str,
-) -> Result<T, EbpfError> {
-    let map = programs
-        .ebpf_mut()
-        .take_map(name)
-        .ok_or(EbpfError::Missing { kind: "map", name })?;
-    T::try_from(map).map_err(|source| EbpfError::Map { map: name, source })
-}
-
 impl PortTracker {
     pub fn new(
         programs: &mut Programs,
@@ -97,9 +86,9 @@ impl PortTracker {
         iface_slots: Vec<u32>,
     ) -> Result<Self, EbpfError> {
         let mut tracker = Self {
-            table: take(programs, "PORT_TABLE")?,
-            stats: take(programs, "PORT_STATS")?,
-            volume: take(programs, "PORT_VOLUME")?,
+            table: programs.take_map("PORT_TABLE")?,
+            stats: programs.take_map("PORT_STATS")?,
+            volume: programs.take_map("PORT_VOLUME")?,
             settings,
             slots: BTreeMap::new(),
             automatic: BTreeSet::new(),

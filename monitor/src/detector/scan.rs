@@ -54,15 +54,8 @@ pub struct ScanWatcher {
 
 impl ScanWatcher {
     pub fn new(programs: &mut Programs, thresholds: ScanThresholds) -> Result<Self, EbpfError> {
-        let name = "SCAN_SOURCES";
-        let map = programs
-            .ebpf_mut()
-            .take_map(name)
-            .ok_or(EbpfError::Missing { kind: "map", name })?;
-        let sources =
-            BpfHashMap::try_from(map).map_err(|source| EbpfError::Map { map: name, source })?;
         Ok(Self {
-            sources,
+            sources: programs.take_map("SCAN_SOURCES")?,
             thresholds,
         })
     }

@@ -31,18 +31,9 @@ pub struct CaptureMaps {
 
 impl CaptureMaps {
     pub fn take(programs: &mut Programs) -> Result<Self, EbpfError> {
-        let take = |programs: &mut Programs, name: &'static str| {
-            programs
-                .ebpf_mut()
-                .take_map(name)
-                .ok_or(EbpfError::Missing { kind: "map", name })
-        };
-        let map_err = |map| move |source| EbpfError::Map { map, source };
         Ok(Self {
-            ring: RingBuf::try_from(take(programs, "TLS_EVENTS")?)
-                .map_err(map_err("TLS_EVENTS"))?,
-            counters: PerCpuArray::try_from(take(programs, "TLS_COUNTERS")?)
-                .map_err(map_err("TLS_COUNTERS"))?,
+            ring: programs.take_map("TLS_EVENTS")?,
+            counters: programs.take_map("TLS_COUNTERS")?,
         })
     }
 }
