@@ -183,7 +183,6 @@ labelled_enum! {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct HandshakeCounters {
-    pub started: u64,
     pub completed: u64,
     pub reset: u64,
     pub syn_retransmits: u64,
@@ -191,7 +190,7 @@ pub struct HandshakeCounters {
     pub anomalies: [u64; Anomaly::COUNT],
     /// Index `kind * Initiator::COUNT + initiator`.
     pub closes: [u64; CloseKind::COUNT * Initiator::COUNT],
-    /// Flows inserted into the table.
+    /// Handshakes started: flows inserted into the table.
     pub inserts: u64,
     /// SYNs not tracked because the insert budget was spent.
     pub insert_skipped: u64,
@@ -201,12 +200,11 @@ pub struct HandshakeCounters {
     pub removed: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HandshakeCounters>() == 8 * 19);
+const _: () = assert!(core::mem::size_of::<HandshakeCounters>() == 8 * 18);
 
 impl HandshakeCounters {
     pub fn accumulate(&mut self, o: &Self) {
         let pairs = [
-            (&mut self.started, o.started),
             (&mut self.completed, o.completed),
             (&mut self.reset, o.reset),
             (&mut self.syn_retransmits, o.syn_retransmits),

@@ -239,10 +239,7 @@ fn start(
     }
     let state = FlowState::on_syn(role, isn, now);
     match FLOWS.insert(key, state, u64::from(BPF_ANY)) {
-        Ok(()) => {
-            stats.started += 1;
-            stats.inserts += 1;
-        }
+        Ok(()) => stats.inserts += 1,
         Err(_) => stats.insert_failed += 1,
     }
 }

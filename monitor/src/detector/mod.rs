@@ -83,7 +83,7 @@ impl Detector {
                 // SYNs over the insert budget were not tracked, but they
                 // are SYNs all the same.
                 let sample = Sample {
-                    syns: c.started + c.insert_skipped,
+                    syns: c.inserts + c.insert_skipped,
                     completed: c.completed,
                 };
                 self.update(
