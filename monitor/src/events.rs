@@ -222,6 +222,13 @@ impl JsonObject {
     }
 }
 
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_str(&mut out, s);
+    out
+}
+
 /// A JSON string literal (RFC 8259 section 7).
 fn push_str(out: &mut String, s: &str) {
     out.push('"');

@@ -206,3 +206,12 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// The address in a kernel key or event: IPv4 in the first 4 of 16 bytes.
+pub fn ip_addr(family: u8, addr: &[u8; 16]) -> std::net::IpAddr {
+    if family == monitor_common::flow::FAMILY_V4 {
+        std::net::IpAddr::from([addr[0], addr[1], addr[2], addr[3]])
+    } else {
+        std::net::IpAddr::from(*addr)
+    }
+}

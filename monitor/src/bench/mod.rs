@@ -141,14 +141,8 @@ pub fn json(figures: &[Figure], kernel: &str, cpu: &str) -> String {
         .collect();
     format!(
         "{{\"kernel\":{},\"cpu\":{},\"results\":[{}]}}\n",
-        quote(kernel),
-        quote(cpu),
+        crate::events::json_string(kernel),
+        crate::events::json_string(cpu),
         results.join(",")
     )
-}
-
-fn quote(s: &str) -> String {
-    crate::events::JsonObject::new().str("v", s).finish()[5..]
-        .trim_end_matches('}')
-        .to_string()
 }

@@ -6,7 +6,7 @@
 use std::{net::IpAddr, time::Duration};
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use monitor_common::flow::{FAMILY_V4, ScanKey, ScanState};
+use monitor_common::flow::{ScanKey, ScanState};
 
 use crate::ebpf::{EbpfError, Programs};
 
@@ -88,12 +88,7 @@ impl ScanWatcher {
 }
 
 fn source_ip(key: &ScanKey) -> IpAddr {
-    let a = key.addr;
-    if key.family == FAMILY_V4 {
-        IpAddr::from([a[0], a[1], a[2], a[3]])
-    } else {
-        IpAddr::from(a)
-    }
+    crate::flows::ip_addr(key.family, &key.addr)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! What happens to a reassembled record: parsed, fingerprinted, counted,
 //! timed against its partner hello, and written to the events log.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::collections::HashMap;
 
 use monitor_common::{
     capture::ChunkHeader,
     counters::Direction,
-    flow::{FAMILY_V4, Role},
+    flow::Role,
     tls::{
         TlsError, description_name, parse_client_hello_record, parse_server_hello_record,
         version_name,
@@ -186,11 +186,7 @@ impl Pipeline {
 }
 
 fn ip(family: u8, addr: &[u8; 16]) -> String {
-    if family == FAMILY_V4 {
-        IpAddr::from([addr[0], addr[1], addr[2], addr[3]]).to_string()
-    } else {
-        IpAddr::from(*addr).to_string()
-    }
+    crate::flows::ip_addr(family, addr).to_string()
 }
 
 /// Fields every event carries.
