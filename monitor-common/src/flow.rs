@@ -236,48 +236,50 @@ pub const fn handshake_index(slot: u32, role: Role) -> u32 {
     slot * Role::COUNT as u32 + role as u32
 }
 
-/// Insert budget of one CPU: a token bucket refilled from the clock.
+/// One CPU's token bucket, refilled from the clock: the flow-insert budget
+/// and the TLS capture budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
-pub struct InsertBudget {
+pub struct TokenBucket {
     pub tokens: u64,
     pub last_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<InsertBudget>() == 16);
+const _: () = assert!(core::mem::size_of::<TokenBucket>() == 16);
 
-/// Settings the daemon writes for the programs before attaching.
+/// The rate of a [`TokenBucket`], written by the daemon into a one-entry
+/// settings map before attaching.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
-pub struct FlowConfig {
-    /// Flow inserts allowed per second on each CPU; 0 tracks nothing.
-    pub inserts_per_sec_per_cpu: u64,
-    /// Inserts a CPU may make in one burst.
-    pub insert_burst: u64,
+pub struct RateLimit {
+    /// Tokens per second on each CPU; 0 allows nothing.
+    pub per_sec_per_cpu: u64,
+    /// Tokens a CPU may spend in one burst.
+    pub burst: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<FlowConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<RateLimit>() == 16);
 
-impl InsertBudget {
+impl TokenBucket {
     /// Takes one token if there is one, refilling at the configured rate.
     #[inline(always)]
-    pub fn take(&mut self, cfg: &FlowConfig, now: u64) -> bool {
+    pub fn take(&mut self, cfg: &RateLimit, now: u64) -> bool {
         let elapsed = now.saturating_sub(self.last_ns);
         // Refill in whole tokens only, so rounding never mints extra ones.
         // checked_div: no division-by-zero panic path for the verifier.
         let per_token_ns = 1_000_000_000u64
-            .checked_div(cfg.inserts_per_sec_per_cpu)
+            .checked_div(cfg.per_sec_per_cpu)
             .unwrap_or(0)
             .max(1);
         let earned = elapsed.checked_div(per_token_ns).unwrap_or(0);
         if earned > 0 {
-            self.tokens = (self.tokens + earned).min(cfg.insert_burst);
+            self.tokens = (self.tokens + earned).min(cfg.burst);
             self.last_ns += earned * per_token_ns;
-            if self.tokens == cfg.insert_burst {
+            if self.tokens == cfg.burst {
                 self.last_ns = now;
             }
         }
-        if cfg.inserts_per_sec_per_cpu == 0 || self.tokens == 0 {
+        if cfg.per_sec_per_cpu == 0 || self.tokens == 0 {
             return false;
         }
         self.tokens -= 1;

@@ -319,12 +319,12 @@ fn sequence_numbers_wrap() {
 
 #[test]
 fn insert_budget_refills_at_the_configured_rate() {
-    use crate::flow::{FlowConfig, InsertBudget};
-    let cfg = FlowConfig {
-        inserts_per_sec_per_cpu: 1000,
-        insert_burst: 10,
+    use crate::flow::{RateLimit, TokenBucket};
+    let cfg = RateLimit {
+        per_sec_per_cpu: 1000,
+        burst: 10,
     };
-    let mut b = InsertBudget::default();
+    let mut b = TokenBucket::default();
     let t0 = 5_000 * MS;
     let taken = (0..20).filter(|_| b.take(&cfg, t0)).count();
     assert_eq!(taken, 10);
@@ -334,9 +334,9 @@ fn insert_budget_refills_at_the_configured_rate() {
     assert!(!b.take(&cfg, t0 + MS));
     let later = (0..20).filter(|_| b.take(&cfg, t0 + 100 * MS)).count();
     assert_eq!(later, 10);
-    let off = FlowConfig {
-        inserts_per_sec_per_cpu: 0,
-        insert_burst: 10,
+    let off = RateLimit {
+        per_sec_per_cpu: 0,
+        burst: 10,
     };
-    assert!(!InsertBudget::default().take(&off, t0));
+    assert!(!TokenBucket::default().take(&off, t0));
 }

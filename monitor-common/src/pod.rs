@@ -17,7 +17,7 @@ unsafe impl aya::Pod for crate::tcp_state::KernelStateConfig {}
 unsafe impl aya::Pod for crate::flow::FlowKey {}
 unsafe impl aya::Pod for crate::flow::FlowState {}
 unsafe impl aya::Pod for crate::flow::HandshakeCounters {}
-unsafe impl aya::Pod for crate::flow::FlowConfig {}
+unsafe impl aya::Pod for crate::flow::RateLimit {}
 unsafe impl aya::Pod for crate::histogram::Histogram {}
 unsafe impl aya::Pod for crate::ports::PortCounters {}
 unsafe impl aya::Pod for crate::ports::VolumeSketch {}

@@ -14,7 +14,7 @@ use monitor_common::{
     classify::FlagClass,
     counters::{Direction, DirectionCounters},
     flow::{
-        FlowConfig, FlowKey, FlowState, HandshakeCounters, InsertBudget, Role, ScanKey, ScanState,
+        FlowKey, FlowState, HandshakeCounters, RateLimit, Role, ScanKey, ScanState, TokenBucket,
         close_index, handshake_index, phase,
     },
     handshake::{Outcome, Segment, on_segment},
@@ -55,10 +55,10 @@ pub static PORT_STATS: PerCpuArray<PortCounters> =
 pub static PORT_VOLUME: PerCpuArray<VolumeSketch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-pub static INSERT_BUDGET: PerCpuArray<InsertBudget> = PerCpuArray::with_max_entries(1, 0);
+pub static INSERT_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-pub static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
+pub static FLOW_CONFIG: Array<RateLimit> = Array::with_max_entries(1, 0);
 
 /// Everything the flow logic needs of a segment, staged in a per-CPU slot.
 #[derive(Clone, Copy)]

@@ -17,7 +17,7 @@ use monitor_common::{
         payload_start,
     },
     counters::Direction,
-    flow::{FlowConfig, InsertBudget},
+    flow::{RateLimit, TokenBucket},
     parse::{MAX_HEADER_OFFSET, PacketView, TcpPacket, read_fields},
 };
 
@@ -39,13 +39,12 @@ static TLS_SCRATCH: PerCpuArray<ChunkBuffer> = PerCpuArray::with_max_entries(1, 
 #[map]
 pub static TLS_COUNTERS: PerCpuArray<CaptureCounters> = PerCpuArray::with_max_entries(1, 0);
 
-/// Hello captures each CPU may start per second (same bucket type as the
-/// flow inserts).
+/// Hello captures each CPU may start per second.
 #[map]
-pub static TLS_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
+pub static TLS_CONFIG: Array<RateLimit> = Array::with_max_entries(1, 0);
 
 #[map]
-static TLS_BUDGET: PerCpuArray<InsertBudget> = PerCpuArray::with_max_entries(1, 0);
+static TLS_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// Past this much unread data the reader is woken at once; below it,
 /// events wait for the reader's next timed drain (no wake-up per event).

@@ -17,7 +17,7 @@ use aya::{
 };
 use monitor_common::{
     counters::{Direction, DirectionCounters, counter_index},
-    flow::FlowConfig,
+    flow::RateLimit,
     iface::{IFINDEX_TABLE_SIZE, IfindexSlot, place},
 };
 use thiserror::Error;
@@ -144,9 +144,9 @@ impl Programs {
             .map_max_entries(FLOWS_MAP, flows.table_size)
             .load(crate::EBPF_OBJECT)
             .map_err(EbpfError::Object)?;
-        let budget = FlowConfig {
-            inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
-            insert_burst: flows.insert_burst,
+        let budget = RateLimit {
+            per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
+            burst: flows.insert_burst,
         };
         write_settings(&mut ebpf, FLOW_CONFIG_MAP, budget)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
@@ -164,9 +164,9 @@ impl Programs {
 
     /// Sets how many TLS hello captures each CPU may start per second.
     pub fn set_tls_budget(&mut self, per_sec_per_cpu: u64, burst: u64) -> Result<(), EbpfError> {
-        let budget = FlowConfig {
-            inserts_per_sec_per_cpu: per_sec_per_cpu,
-            insert_burst: burst,
+        let budget = RateLimit {
+            per_sec_per_cpu,
+            burst,
         };
         write_settings(&mut self.ebpf, TLS_CONFIG_MAP, budget)
     }
