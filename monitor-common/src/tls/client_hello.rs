@@ -6,9 +6,6 @@ use super::lists::{Extensions, KeyShares, ProtocolNames, ServerNames, U16List};
 use super::reader::{Reader, check_items};
 use super::{NAME_TYPE_HOST_NAME, TlsError, extension, is_grease};
 
-/// Longest legacy_session_id (RFC 8446 4.1.2).
-const MAX_SESSION_ID: usize = 32;
-
 /// A parsed ClientHello, borrowing the message body.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientHello<'a> {
@@ -41,12 +38,7 @@ impl<'a> ClientHello<'a> {
     /// does.
     pub fn parse(body: &'a [u8]) -> Result<Self, TlsError> {
         let mut r = Reader::new(body);
-        let legacy_version = r.u16()?;
-        let random = r.array::<32>()?;
-        let session_id = r.vec8()?;
-        if session_id.len() > MAX_SESSION_ID {
-            return Err(TlsError::BadLength);
-        }
+        let (legacy_version, random, session_id) = r.hello_prefix()?;
         let cipher_suites = check_items(r.vec16()?, 2)?;
         let compression_methods = r.vec8()?;
         let extensions = ext::extensions_block(&mut r)?;

@@ -65,6 +65,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails with `err` unless everything was consumed.
+    /// The start both hellos share: legacy_version, random, session id
+    /// (at most 32 bytes, RFC 8446 section 4.1.2).
+    pub(crate) fn hello_prefix(&mut self) -> Result<(u16, &'a [u8; 32], &'a [u8]), TlsError> {
+        let legacy_version = self.u16()?;
+        let random = self.array::<32>()?;
+        let session_id = self.vec8()?;
+        if session_id.len() > 32 {
+            return Err(TlsError::BadLength);
+        }
+        Ok((legacy_version, random, session_id))
+    }
+
     pub(crate) fn finish(&self, err: TlsError) -> Result<(), TlsError> {
         if self.rest.is_empty() {
             Ok(())

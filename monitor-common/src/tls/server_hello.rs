@@ -13,8 +13,6 @@ pub const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
-const MAX_SESSION_ID: usize = 32;
-
 /// A parsed ServerHello (or HelloRetryRequest), borrowing the body.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerHello<'a> {
@@ -33,12 +31,7 @@ impl<'a> ServerHello<'a> {
     /// Parses a complete ServerHello body (without the handshake header).
     pub fn parse(body: &'a [u8]) -> Result<Self, TlsError> {
         let mut r = Reader::new(body);
-        let legacy_version = r.u16()?;
-        let random = r.array::<32>()?;
-        let session_id = r.vec8()?;
-        if session_id.len() > MAX_SESSION_ID {
-            return Err(TlsError::BadLength);
-        }
+        let (legacy_version, random, session_id) = r.hello_prefix()?;
         let cipher_suite = r.u16()?;
         let compression_method = r.u8()?;
         let extensions = ext::extensions_block(&mut r)?;
