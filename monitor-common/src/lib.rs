@@ -26,6 +26,7 @@ pub mod frames;
 pub mod handshake;
 pub mod histogram;
 pub mod iface;
+pub mod mitigation;
 pub mod parse;
 pub mod ports;
 pub mod tcp_state;

@@ -25,3 +25,8 @@ unsafe impl aya::Pod for crate::capture::CaptureCounters {}
 unsafe impl aya::Pod for crate::capture::ChunkHeader {}
 unsafe impl aya::Pod for crate::flow::ScanKey {}
 unsafe impl aya::Pod for crate::flow::ScanState {}
+unsafe impl aya::Pod for crate::mitigation::PolicyKey {}
+unsafe impl aya::Pod for crate::mitigation::PolicyEntry {}
+unsafe impl aya::Pod for crate::mitigation::MitigationConfig {}
+unsafe impl aya::Pod for crate::mitigation::MitigationCounters {}
+unsafe impl aya::Pod for crate::mitigation::OffenderSketch {}

@@ -41,15 +41,18 @@ pub struct PortCounters {
     pub syns: u64,
     pub completed: u64,
     pub reset: u64,
+    /// SYNs the mitigation dropped before they could start a handshake.
+    pub refused_syns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PortCounters>() == 24);
+const _: () = assert!(core::mem::size_of::<PortCounters>() == 32);
 
 impl PortCounters {
     pub fn accumulate(&mut self, o: &Self) {
         self.syns = self.syns.wrapping_add(o.syns);
         self.completed = self.completed.wrapping_add(o.completed);
         self.reset = self.reset.wrapping_add(o.reset);
+        self.refused_syns = self.refused_syns.wrapping_add(o.refused_syns);
     }
 
     /// `self - base`, for a slot that held another port before.
@@ -58,6 +61,7 @@ impl PortCounters {
             syns: self.syns.wrapping_sub(base.syns),
             completed: self.completed.wrapping_sub(base.completed),
             reset: self.reset.wrapping_sub(base.reset),
+            refused_syns: self.refused_syns.wrapping_sub(base.refused_syns),
         }
     }
 }
@@ -181,18 +185,21 @@ mod tests {
             syns: 5,
             completed: 4,
             reset: 1,
+            refused_syns: 7,
         };
         let now = PortCounters {
             syns: 8,
             completed: 6,
             reset: 1,
+            refused_syns: 9,
         };
         assert_eq!(
             now.since(&base),
             PortCounters {
                 syns: 3,
                 completed: 2,
-                reset: 0
+                reset: 0,
+                refused_syns: 2,
             }
         );
     }

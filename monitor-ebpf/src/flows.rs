@@ -188,6 +188,9 @@ fn apply(
         Outcome::SynAckRetransmit => stats.synack_retransmits += 1,
         Outcome::Completed { synack_to_ack_ns } => {
             stats.completed += 1;
+            if role == Role::Server {
+                crate::mitigation::protect(&key.remote_addr, key.family, now);
+            }
             observe(slot, role, HistogramKind::SynAckToAck, synack_to_ack_ns);
         }
         Outcome::Anomaly(anomaly) => bump(&mut stats.anomalies, anomaly as usize),
@@ -270,6 +273,18 @@ fn count_port(key: &FlowKey, slot: u32, role: Role, outcome: &Outcome) {
     }
 }
 
+/// A SYN the mitigation dropped never reaches the flow table, but the
+/// flood detector must still see it: counted per port as refused.
+#[inline(always)]
+pub fn count_refused_syn(port: u16, slot: u32) {
+    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
+    let index = port_index(slot, port_slot(port, named), Role::Server);
+    if let Some(stats) = PORT_STATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        unsafe { (*stats).refused_syns += 1 };
+    }
+}
+
 /// Remote sources whose SYNs were refused, for port-scan detection; the
 /// daemon reads and ages them once a second.
 #[map]
@@ -330,14 +345,14 @@ fn observe(slot: u32, role: Role, kind: HistogramKind, value_ns: u64) {
 /// reloaded from the stack as a byte, does not: an opaque (volatile) read
 /// keeps the check in the code, where the verifier can see it.
 #[inline(always)]
-fn bump<const N: usize>(counters: &mut [u64; N], index: usize) {
+pub fn bump<const N: usize>(counters: &mut [u64; N], index: usize) {
     if let Some(c) = counters.get_mut(opaque(index)) {
         *c += 1;
     }
 }
 
 #[inline(always)]
-fn opaque(value: usize) -> usize {
+pub fn opaque(value: usize) -> usize {
     // SAFETY: reads a valid local.
     unsafe { core::ptr::read_volatile(&value) }
 }

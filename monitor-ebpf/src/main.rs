@@ -2,13 +2,15 @@
 //!
 //! Entry points stay thin: they hand the packet to [`observe`], which runs
 //! the shared parser from `monitor-common` and bumps one per-CPU counter.
-//! Nothing here ever drops or changes a packet.
+//! Nothing here changes a packet; the only packets ever dropped are
+//! ingress SYNs that the mitigation refuses in `enforce` mode.
 #![no_std]
 #![no_main]
 
 mod flows;
 mod kernel_state;
 mod maps;
+mod mitigation;
 mod observe;
 mod tls;
 mod view;
@@ -29,7 +31,9 @@ use crate::{
 #[xdp]
 pub fn hs_xdp_ingress(ctx: XdpContext) -> u32 {
     let view = XdpView::new(&ctx);
-    observe(&view, ctx.ingress_ifindex() as u32, Direction::Ingress);
+    if observe(&view, ctx.ingress_ifindex() as u32, Direction::Ingress) {
+        return xdp_action::XDP_DROP;
+    }
     xdp_action::XDP_PASS
 }
 

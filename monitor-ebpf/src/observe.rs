@@ -13,14 +13,15 @@ use crate::{
 };
 
 /// Parses one packet and counts it, either by TCP flag class or by the
-/// reason the parser skipped it.
+/// reason the parser skipped it. Returns whether mitigation refuses it
+/// (only ever for an ingress SYN in `enforce` mode).
 #[inline(always)]
-pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Direction) {
+pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Direction) -> bool {
     let Some(slot) = slot_of(ifindex) else {
-        return;
+        return false;
     };
     let Some(counters) = COUNTERS.get_ptr_mut(counter_index(slot, direction)) else {
-        return;
+        return false;
     };
     // SAFETY: a per-CPU map value is only touched by this CPU, and BPF
     // programs are not preempted on it mid-run.
@@ -41,11 +42,18 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
                     | FlagClass::Fin
                     | FlagClass::Rst
             ) {
+                if class == FlagClass::Syn
+                    && direction == Direction::Ingress
+                    && crate::mitigation::refuse(pkt, &tcp, slot)
+                {
+                    return true;
+                }
                 crate::flows::track(pkt, &tcp, class, slot, direction, counters);
             }
         }
         Err(reason) => counters.skipped[reason as usize] += 1,
     }
+    false
 }
 
 /// Counter slot of a monitored interface; `None` for any other.

@@ -4,6 +4,9 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser as _};
+use monitor_common::mitigation::Mode;
+
+use crate::mitigation::DEFAULT_CONTROL_SOCKET;
 
 /// Default metrics port: outside the ports of Prometheus (9090-9094),
 /// node_exporter (9100), blackbox (9115) and the other common exporters.
@@ -29,6 +32,34 @@ pub enum Command {
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
+    },
+    /// Add, remove or list blocks in the running daemon's blocklist.
+    Block {
+        #[command(subcommand)]
+        action: BlockAction,
+        /// The running daemon's control socket.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET, global = true)]
+        control_socket: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlockAction {
+    /// Block new connections (SYNs) from CIDR (or a single address).
+    Add {
+        cidr: String,
+        /// How long the block lasts, e.g. 90s, 10m, 2h, 1d; default: until
+        /// removed.
+        #[arg(long, value_name = "DURATION", value_parser = crate::mitigation::cidr::parse_duration)]
+        ttl: Option<Duration>,
+    },
+    /// Remove the block of exactly CIDR.
+    Remove { cidr: String },
+    /// List the blocks in force, with their remaining time and reason.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -110,6 +141,26 @@ pub struct RunArgs {
     #[arg(skip)]
     pub scan: crate::detector::scan::ScanThresholds,
 
+    /// SYN-flood mitigation: off, dry-run (judge and count, drop nothing)
+    /// or enforce (drop what the blocklist and the rate limits refuse).
+    #[arg(long = "mitigation", value_name = "MODE", default_value = "dry-run",
+          value_parser = crate::mitigation::config::parse_mode)]
+    pub mitigation_mode: Mode,
+
+    /// Unix socket `handshake-monitor block` talks to (owner-only).
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
+    pub control_socket: PathBuf,
+
+    /// bpffs directory the blocklist is pinned in, so it survives
+    /// restarts; an empty value pins nothing.
+    #[arg(long, value_name = "DIR", value_parser = clap::value_parser!(String))]
+    pub pin_dir: Option<String>,
+
+    /// The rest of the mitigation settings: the config file's
+    /// `[mitigation]` section.
+    #[arg(skip)]
+    pub mitigation: crate::mitigation::MitigationSettings,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]
@@ -117,6 +168,17 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Copies the mitigation flags into the mitigation settings (before the
+    /// config file fills in the rest).
+    pub fn absorb_flags(&mut self) {
+        self.mitigation.mode = self.mitigation_mode;
+        self.mitigation.control_socket = self.control_socket.clone();
+        if let Some(dir) = &self.pin_dir {
+            self.mitigation.pin_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+            self.mitigation.pin_dir_explicit = true;
+        }
+    }
+
     pub fn port_settings(&self) -> crate::ports::PortSettings {
         let mut configured = self.ports.clone();
         configured.sort_unstable();
@@ -175,8 +237,11 @@ impl RunArgs {
     pub fn defaults() -> Self {
         match Cli::try_parse_from(["handshake-monitor", "run"]) {
             Ok(Cli {
-                command: Command::Run(args),
-            }) => *args,
+                command: Command::Run(mut args),
+            }) => {
+                args.absorb_flags();
+                *args
+            }
             _ => unreachable!("`run` without flags always parses"),
         }
     }

@@ -22,6 +22,13 @@ pub enum ConfigError {
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: {key} = {value}: {why}")]
+    Entry {
+        path: String,
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("config file {path}: {key} = {value}: {why}")]
     Invalid {
         path: String,
         key: &'static str,
@@ -45,6 +52,8 @@ pub struct ConfigFile {
     pub detector: DetectorSection,
     #[serde(default)]
     pub alerts: AlertsSection,
+    #[serde(default)]
+    pub mitigation: crate::mitigation::config::MitigationSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +241,7 @@ impl ConfigFile {
             |n| (1..=10_000_000).contains(n),
             "must be between 1 and 10000000",
         )?;
+        self.mitigation.validate(path)?;
         Ok(())
     }
 
@@ -279,6 +289,23 @@ impl ConfigFile {
         ) {
             args.tls_hellos_per_sec = v;
         }
+        // Flags first: the file fills only what they left alone.
+        let mode = args.mitigation.mode;
+        let socket = args.mitigation.control_socket.clone();
+        let (pin_dir, explicit) = (
+            args.mitigation.pin_dir.clone(),
+            args.mitigation.pin_dir_explicit,
+        );
+        self.mitigation.apply(&mut args.mitigation);
+        if from_cli("mitigation_mode") {
+            args.mitigation.mode = mode;
+        }
+        if from_cli("control_socket") {
+            args.mitigation.control_socket = socket;
+        }
+        if from_cli("pin_dir") {
+            (args.mitigation.pin_dir, args.mitigation.pin_dir_explicit) = (pin_dir, explicit);
+        }
     }
 }
 
@@ -308,7 +335,7 @@ pub fn render(args: &RunArgs) -> String {
          [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
          baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\
          scan_distinct_ports = {}\nscan_window_seconds = {}\n\n\
-         [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n",
+         [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n\n{}",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
         args.flow_table_size,
@@ -327,6 +354,7 @@ pub fn render(args: &RunArgs) -> String {
         args.scan.distinct_ports,
         args.scan.window.as_secs_f64(),
         args.alert_resend_interval.as_secs_f64(),
+        crate::mitigation::config::render(&args.mitigation),
     )
 }
 

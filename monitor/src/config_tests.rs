@@ -26,11 +26,12 @@ fn parse(argv: &[&str]) -> (RunArgs, clap::ArgMatches) {
         .try_get_matches_from(argv)
         .expect("argv parses");
     match Cli::from_arg_matches(&matches).expect("args").command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            args.absorb_flags();
             let sub = matches.subcommand_matches("run").expect("run").clone();
             (*args, sub)
         }
-        Command::CheckConfig { .. } => panic!("expected run"),
+        Command::CheckConfig { .. } | Command::Block { .. } => panic!("expected run"),
     }
 }
 
@@ -53,6 +54,22 @@ top_interval_seconds = 30
 
 [tls]
 hellos_per_sec_per_cpu = 50
+
+[mitigation]
+mode = "enforce"
+source_syn_rate = 50
+source_syn_burst = 60
+prefix_syn_rate = 500
+prefix_syn_burst = 700
+protect_completed_seconds = 120
+allowlist = ["198.18.0.0/24", "2001:2::/48"]
+auto_block = false
+auto_block_ttl_seconds = 30
+auto_block_min_refused = 10
+auto_block_max_entries = 20
+blocklist_capacity = 100
+pin_dir = ""
+control_socket = "/run/hm-test.sock"
 "#;
 
 #[test]
@@ -74,6 +91,58 @@ fn every_key_applies() {
         (3, Duration::from_secs(30))
     );
     assert_eq!(args.tls_hellos_per_sec, 50);
+    let m = &args.mitigation;
+    assert_eq!(m.mode, monitor_common::mitigation::Mode::Enforce);
+    assert_eq!(
+        (
+            m.source_syn_rate,
+            m.source_syn_burst,
+            m.prefix_syn_rate,
+            m.prefix_syn_burst
+        ),
+        (50, 60, 500, 700)
+    );
+    assert_eq!(m.protect_completed_for, Duration::from_secs(120));
+    let allow: Vec<String> = m.allowlist.iter().map(ToString::to_string).collect();
+    assert_eq!(allow, ["198.18.0.0/24", "2001:2::/48"]);
+    assert!(!m.auto_block);
+    assert_eq!(m.auto_block_ttl, Duration::from_secs(30));
+    assert_eq!(
+        (
+            m.auto_block_min_refused,
+            m.auto_block_max_entries,
+            m.blocklist_capacity
+        ),
+        (10, 20, 100)
+    );
+    assert_eq!(m.pin_dir, None);
+    assert_eq!(m.control_socket, Path::new("/run/hm-test.sock"));
+}
+
+#[test]
+fn mitigation_flags_win_over_the_file() {
+    let f = write(FULL);
+    let cfg = load(&f.0).unwrap();
+    let (mut args, matches) = parse(&[
+        "hm",
+        "run",
+        "--mitigation",
+        "off",
+        "--pin-dir",
+        "/sys/fs/bpf/x",
+    ]);
+    cfg.apply(&mut args, Some(&matches));
+    assert_eq!(args.mitigation.mode, monitor_common::mitigation::Mode::Off);
+    assert_eq!(
+        args.mitigation.pin_dir.as_deref(),
+        Some(Path::new("/sys/fs/bpf/x"))
+    );
+    assert!(args.mitigation.pin_dir_explicit);
+    // Not on the command line: from the file.
+    assert_eq!(
+        args.mitigation.control_socket,
+        Path::new("/run/hm-test.sock")
+    );
 }
 
 #[test]
@@ -113,8 +182,10 @@ fn error(text: &str) -> String {
 fn unknown_keys_are_named() {
     let e = error("[flows]\ntabel_size = 10\n");
     assert!(e.contains("tabel_size"), "{e}");
-    let e = error("[mitigation]\nmode = \"enforce\"\n");
-    assert!(e.contains("mitigation"), "{e}");
+    let e = error("[mitigaton]\nmode = \"enforce\"\n");
+    assert!(e.contains("mitigaton"), "{e}");
+    let e = error("[mitigation]\nallow_list = []\n");
+    assert!(e.contains("allow_list"), "{e}");
 }
 
 #[test]
@@ -134,6 +205,39 @@ fn out_of_range_values_are_named() {
         (
             "[tls]\nhellos_per_sec_per_cpu = 0\n",
             "tls.hellos_per_sec_per_cpu = 0",
+        ),
+        (
+            "[mitigation]\nmode = \"block\"\n",
+            "mitigation.mode = block",
+        ),
+        // A zero rate would refuse every SYN: a config that blocks everything.
+        (
+            "[mitigation]\nsource_syn_rate = 0\n",
+            "mitigation.source_syn_rate = 0",
+        ),
+        (
+            "[mitigation]\nprefix_syn_burst = 0\n",
+            "mitigation.prefix_syn_burst = 0",
+        ),
+        (
+            "[mitigation]\nallowlist = [\"198.18.0.5/24\"]\n",
+            "mitigation.allowlist = \"198.18.0.5/24\": 198.18.0.5/24 has host bits set",
+        ),
+        (
+            "[mitigation]\nallowlist = [\"not-an-ip\"]\n",
+            "mitigation.allowlist = \"not-an-ip\"",
+        ),
+        (
+            "[mitigation]\nblocklist_capacity = 10\nauto_block_max_entries = 11\n",
+            "mitigation.auto_block_max_entries = 11",
+        ),
+        (
+            "[mitigation]\nauto_block_ttl_seconds = 0\n",
+            "mitigation.auto_block_ttl_seconds = 0",
+        ),
+        (
+            "[mitigation]\npin_dir = \"relative\"\n",
+            "mitigation.pin_dir = \"relative\"",
         ),
     ] {
         let e = error(text);

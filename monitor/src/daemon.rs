@@ -23,7 +23,9 @@ use crate::{
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
     flows::{FlowTracker, monotonic_ns},
-    http, interfaces, kernel_state, metrics, preflight,
+    http, interfaces, kernel_state, metrics,
+    mitigation::{Mitigation, control, metrics::MitigationCollector, pins},
+    preflight,
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
@@ -52,7 +54,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             port_settings.configured.len()
         );
     }
-    let mut programs = Programs::load_with(&flow_settings)?;
+    // A second daemon must fail here too, before it attaches anything.
+    let control = control::bind(&args.mitigation.control_socket)?;
+    let pin_dir = match &args.mitigation.pin_dir {
+        Some(dir) => pins::prepare(dir, args.mitigation.pin_dir_explicit)?,
+        None => None,
+    };
+    let mut programs = Programs::load_pinned(&flow_settings, pin_dir.as_deref())?;
     let mut attachments: Vec<Attachment> = Vec::with_capacity(ifaces.len());
     for iface in &ifaces {
         // On error, dropping `programs` detaches what was attached so far.
@@ -97,14 +105,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(target) => events::start(&EventsTarget::parse(target)).await?,
         None => EventSink::disabled(),
     };
+    let mitigation = Arc::new(Mutex::new(
+        Mitigation::start(
+            &mut programs,
+            args.mitigation.clone(),
+            named_interfaces(&attachments),
+            sink.clone(),
+        )
+        .context("starting the SYN-flood mitigation")?,
+    ));
+    registry
+        .register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))
+        .context("registering the mitigation metrics")?;
+    let control_task = tokio::spawn(control::serve(
+        control,
+        args.mitigation.control_socket.clone(),
+        Arc::clone(&mitigation),
+        stop_rx.clone(),
+    ));
     let board = AlertBoard::default();
+    let board_for_mitigation = board.clone();
     registry
         .register(Box::new(AlertCollector::new(board.clone())))
         .context("registering the alert metrics")?;
-    let interfaces = attachments
-        .iter()
-        .map(|a| (a.iface.name.clone(), a.slot))
-        .collect();
+    let interfaces = named_interfaces(&attachments);
     let scans = ScanWatcher::new(&mut programs, args.scan)?;
     let detector = Detector::new(args.detector, interfaces, board.clone(), sink.clone())
         .with_scan_watcher(scans);
@@ -138,7 +162,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     )
     .await?;
-    let sweeper = tokio::spawn(sweep_flows(tracker, detector, stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep_flows(
+        tracker,
+        detector,
+        Watch {
+            mitigation,
+            board: board_for_mitigation,
+        },
+        stop_rx.clone(),
+    ));
     let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx));
     tracing::info!(
         metrics = %format!("http://{}/metrics", args.metrics_addr),
@@ -153,6 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = server.await;
     let _ = sweeper.await;
     let _ = tls_task.await;
+    let _ = control_task.await;
     if let Some(notifier) = notifier {
         let _ = notifier.await;
     }
@@ -173,14 +206,29 @@ async fn wait_for_shutdown() -> anyhow::Result<&'static str> {
     })
 }
 
+fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
+    attachments
+        .iter()
+        .map(|a| (a.iface.name.clone(), a.slot))
+        .collect()
+}
+
+/// What the mitigation's tick needs: itself, and where floods fire.
+struct Watch {
+    mitigation: Arc<Mutex<Mitigation>>,
+    board: AlertBoard,
+}
+
 /// Once a second: end the handshakes past their timeout, measure the
-/// table, and run the flood detector.
+/// table, run the flood detector, then the mitigation (expiry, offenders).
 /// The walk is blocking map syscalls, so it runs off the async thread.
 async fn sweep_flows(
     tracker: Arc<Mutex<FlowTracker>>,
     detector: Detector,
+    watch: Watch,
     mut stop: watch::Receiver<bool>,
 ) {
+    let watch = Arc::new(watch);
     let detector = Arc::new(Mutex::new(detector));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,6 +239,7 @@ async fn sweep_flows(
         }
         let tracker = Arc::clone(&tracker);
         let detector = Arc::clone(&detector);
+        let watch = Arc::clone(&watch);
         let swept = tokio::task::spawn_blocking(move || {
             let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
             let swept = tracker.sweep(monotonic_ns());
@@ -199,6 +248,11 @@ async fn sweep_flows(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .tick(&tracker);
+            let flooded = watch.board.firing_interfaces(crate::detector::SYN_FLOOD);
+            let mut mitigation = watch.mitigation.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(err) = mitigation.tick(&flooded) {
+                tracing::warn!("mitigation tick failed: {err}");
+            }
             swept
         })
         .await;

@@ -2,9 +2,13 @@
 //!
 //! Everything attached is held by [`Programs`]: attachments are BPF links
 //! owned by this process, so dropping it (or the process dying) detaches
-//! them. Nothing is pinned.
+//! them. Only the mitigation's policy tables are pinned (see
+//! `mitigation::pins`), so blocks outlive the process.
 
-use std::io;
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -140,10 +144,26 @@ impl Programs {
     /// Loads both programs into the kernel (the verifier runs here), with
     /// the flow table sized and its insert budget set from `flows`.
     pub fn load_with(flows: &FlowSettings) -> Result<Self, EbpfError> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(FLOWS_MAP, flows.table_size)
-            .load(crate::EBPF_OBJECT)
-            .map_err(EbpfError::Object)?;
+        Self::load_pinned(flows, None)
+    }
+
+    /// [`Programs::load_with`], with the mitigation's policy tables pinned
+    /// in (and, when pinned there by an earlier run, reused from) `pin_dir`.
+    pub fn load_pinned(flows: &FlowSettings, pin_dir: Option<&Path>) -> Result<Self, EbpfError> {
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries(FLOWS_MAP, flows.table_size);
+        let pins: Vec<(&'static str, PathBuf)> = pin_dir
+            .map(|dir| {
+                crate::mitigation::pins::pinned_maps()
+                    .iter()
+                    .map(|(name, _, _)| (*name, dir.join(name)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(crate::EBPF_OBJECT).map_err(EbpfError::Object)?;
         let budget = RateLimit {
             per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
             burst: flows.insert_burst,

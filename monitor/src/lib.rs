@@ -14,6 +14,7 @@ pub mod http;
 pub mod interfaces;
 pub mod kernel_state;
 pub mod metrics;
+pub mod mitigation;
 pub mod port_metrics;
 pub mod ports;
 pub mod preflight;

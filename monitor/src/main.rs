@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(mut args) => {
+            args.absorb_flags();
             if let Some(path) = &args.config {
                 match config::load(path) {
                     Ok(file) => file.apply(&mut args, matches.subcommand_matches("run")),
@@ -30,6 +31,13 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(err) => fail(&anyhow::Error::new(err)),
+        },
+        Command::Block {
+            action,
+            control_socket,
+        } => match monitor::mitigation::client::run(&action, &control_socket) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
         },
     }
 }

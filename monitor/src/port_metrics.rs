@@ -12,10 +12,11 @@ use crate::{
 const PORT_HANDSHAKES: &str = "handshake_tcp_port_handshakes_total";
 const PORT_SYNS: &str = "handshake_tcp_port_syns_total";
 const PORT_HALF_OPEN: &str = "handshake_tcp_port_half_open";
+const PORT_REFUSED: &str = "handshake_tcp_port_refused_syns_total";
 
 const LABELS: [&str; 4] = ["interface", "role", "port", "port_class"];
 
-const FAMILIES: [(&str, &str); 3] = [
+const FAMILIES: [(&str, &str); 4] = [
     (
         PORT_HANDSHAKES,
         "TCP handshakes per service port (configured and top-N ports; `other` per IANA class) \
@@ -26,6 +27,10 @@ const FAMILIES: [(&str, &str); 3] = [
         "SYNs that started a handshake, per service port.",
     ),
     (PORT_HALF_OPEN, "Half-open handshakes per service port."),
+    (
+        PORT_REFUSED,
+        "SYNs the mitigation dropped in XDP (mode enforce), per service port (role server only).",
+    ),
 ];
 
 pub fn descs() -> Vec<Desc> {
@@ -42,10 +47,11 @@ pub fn descs() -> Vec<Desc> {
 }
 
 pub fn collect(tracker: &FlowTracker, interfaces: &[(String, u32)]) -> Vec<MetricFamily> {
-    let [handshakes, syns, half_open] = FAMILIES;
+    let [handshakes, syns, half_open, refused] = FAMILIES;
     let mut handshakes = Family::counter(handshakes.0, handshakes.1);
     let mut syns = Family::counter(syns.0, syns.1);
     let mut half_open = Family::gauge(half_open.0, half_open.1);
+    let mut refused = Family::counter(refused.0, refused.1);
     let totals = tracker.totals();
     let labels = tracker.ports().labels();
     for (iface, slot) in interfaces {
@@ -75,10 +81,18 @@ pub fn collect(tracker: &FlowTracker, interfaces: &[(String, u32)]) -> Vec<Metri
                 syns.add(&base, c.syns as f64);
                 let open = totals.port_half_open.get(&id).copied().unwrap_or(0);
                 half_open.add(&base, open as f64);
+                if role == Role::Server {
+                    refused.add(&base, c.refused_syns as f64);
+                }
             }
         }
     }
-    vec![handshakes.finish(), syns.finish(), half_open.finish()]
+    vec![
+        handshakes.finish(),
+        syns.finish(),
+        half_open.finish(),
+        refused.finish(),
+    ]
 }
 
 #[cfg(test)]

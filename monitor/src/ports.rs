@@ -138,6 +138,20 @@ impl PortTracker {
         })
     }
 
+    /// SYNs the mitigation refused on an interface, every port slot
+    /// summed raw: monotonic across slot reassignments, unlike a sum of
+    /// the labels' counters.
+    pub fn refused_syns(&self, iface_slot: u32) -> io::Result<u64> {
+        let mut total = 0u64;
+        for slot in 0..monitor_common::ports::PORT_SLOTS {
+            total = total.wrapping_add(
+                self.read_slot(iface_slot, Role::Server, slot as u8)?
+                    .refused_syns,
+            );
+        }
+        Ok(total)
+    }
+
     fn read_slot(&self, iface_slot: u32, role: Role, slot: u8) -> io::Result<PortCounters> {
         let values = self
             .stats

@@ -73,6 +73,18 @@ impl AlertBoard {
         entry.firing = firing;
     }
 
+    /// Interfaces on which an `alertname` alert fires now (any port).
+    pub fn firing_interfaces(&self, alertname: &str) -> Vec<String> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = map
+            .iter()
+            .filter(|((name, _, _), e)| *name == alertname && e.firing)
+            .map(|((_, interface, _), _)| interface.clone())
+            .collect();
+        names.dedup();
+        names
+    }
+
     /// Alerts that have fired at least once, firing or resolved.
     pub fn fired(&self) -> Vec<AlertState> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -80,10 +80,12 @@ impl Detector {
         self.last_tick = Some(now);
         for (interface, slot) in self.interfaces.clone() {
             if let Ok(c) = tracker.handshakes(slot, Role::Server) {
-                // SYNs over the insert budget were not tracked, but they
-                // are SYNs all the same.
+                // SYNs over the insert budget were not tracked, and SYNs
+                // the mitigation dropped never got that far, but they are
+                // SYNs all the same: a mitigated flood is still a flood.
+                let refused = tracker.ports().refused_syns(slot).unwrap_or(0);
                 let sample = Sample {
-                    syns: c.inserts + c.insert_skipped,
+                    syns: c.inserts + c.insert_skipped + refused,
                     completed: c.completed,
                 };
                 self.update(
@@ -103,7 +105,7 @@ impl Detector {
                     continue;
                 };
                 let sample = Sample {
-                    syns: c.syns,
+                    syns: c.syns + c.refused_syns,
                     completed: c.completed,
                 };
                 self.update(

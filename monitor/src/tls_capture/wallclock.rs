@@ -5,8 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time of a `bpf_ktime_get_ns` stamp.
 pub fn wall_time(ts_ns: u64) -> SystemTime {
-    let age = crate::flows::monotonic_ns().saturating_sub(ts_ns);
-    SystemTime::now() - Duration::from_nanos(age)
+    let now = crate::flows::monotonic_ns();
+    if ts_ns > now {
+        return SystemTime::now() + Duration::from_nanos(ts_ns - now);
+    }
+    SystemTime::now() - Duration::from_nanos(now - ts_ns)
 }
 
 /// `2026-11-21T23:59:01.123456Z`

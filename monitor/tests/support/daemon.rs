@@ -22,6 +22,10 @@ pub struct Daemon {
     ns: String,
     metrics: SocketAddr,
     stderr_path: PathBuf,
+    /// The control socket `run` was given.
+    pub control_socket: Option<String>,
+    /// Whether the control socket's directory is this guard's to remove.
+    owns_control_dir: bool,
 }
 
 impl Daemon {
@@ -61,6 +65,15 @@ impl Daemon {
         ));
         let stderr = File::create(&stderr_path)
             .unwrap_or_else(|err| panic!("creating {}: {err}", stderr_path.display()));
+        // Daemons of concurrent tests must not meet on the default control
+        // socket (the second would refuse to start).
+        let mut args = args.to_vec();
+        let owns_control_dir = args.first().is_some_and(|a| a == "run")
+            && !args.iter().any(|a| a == "--control-socket");
+        if owns_control_dir {
+            args.extend(["--control-socket".to_string(), control_socket_path()]);
+        }
+        let args = &args[..];
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(wrapper)
@@ -77,7 +90,24 @@ impl Daemon {
             ns: ns.to_string(),
             metrics,
             stderr_path,
+            control_socket: control_socket_of(args),
+            owns_control_dir,
         }
+    }
+
+    /// `handshake-monitor block ARGS... --control-socket SOCKET` against
+    /// this daemon: exit status, stdout and stderr.
+    pub fn block(&self, args: &[&str]) -> std::process::Output {
+        let socket = self
+            .control_socket
+            .as_deref()
+            .expect("a daemon started with `run`");
+        Command::new(BINARY)
+            .arg("block")
+            .args(args)
+            .args(["--control-socket", socket])
+            .output()
+            .expect("running handshake-monitor block")
     }
 
     /// Everything the daemon wrote to stderr so far.
@@ -163,6 +193,15 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         let _ = fs::remove_file(&self.stderr_path);
+        // Only a directory this guard made up: a test may point a second
+        // daemon at the first one's socket.
+        let dir = self
+            .control_socket
+            .as_ref()
+            .and_then(|s| Path::new(s).parent());
+        if let (true, Some(dir)) = (self.owns_control_dir, dir) {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -178,6 +217,22 @@ pub fn run_to_exit(
     let mut daemon = Daemon::spawn(ns, wrapper, binary, &args);
     let status = daemon.wait_exit();
     (status, daemon.stderr())
+}
+
+/// A control socket path of its own, in a directory anyone may create in
+/// (tests also run the daemon as an unprivileged user).
+pub fn control_socket_path() -> String {
+    std::env::temp_dir()
+        .join(format!("hmt-{}-{}", std::process::id(), super::unique()))
+        .join("control.sock")
+        .display()
+        .to_string()
+}
+
+/// The `--control-socket` a daemon was started with.
+pub fn control_socket_of(args: &[String]) -> Option<String> {
+    let at = args.iter().position(|a| a == "--control-socket")?;
+    args.get(at + 1).cloned()
 }
 
 fn metrics_addr(args: &[String]) -> Option<SocketAddr> {
