@@ -286,7 +286,7 @@ fn a_source_that_completed_a_handshake_is_spared_the_limits() {
                 .unwrap()
                 .test_run(opts)
                 .unwrap()
-                .return_value as u32
+                .return_value
         }
     };
     assert_eq!(run(&mut lab, true, segment(true, SYN, x, 0)), XDP_PASS);
