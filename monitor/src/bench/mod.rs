@@ -10,7 +10,7 @@
 
 mod cases;
 mod daemon;
-mod live;
+pub(crate) mod live;
 mod testrun;
 
 use std::fmt::Write as _;

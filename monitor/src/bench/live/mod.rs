@@ -11,7 +11,7 @@
 //! batch size, so no raw bpf(2) call is needed.
 
 mod cases;
-mod lab;
+pub(super) mod lab;
 mod tap;
 
 use std::time::{Duration, Instant};
@@ -83,6 +83,18 @@ fn template() -> Vec<u8> {
     let frame = TcpFrame::v4(ACK | PSH).with_payload(&[0x42; 10]).build();
     debug_assert_eq!(frame.len(), FRAME_LEN);
     frame
+}
+
+/// Sends one bounded run of `traffic` into the lab's receiving veth,
+/// whatever is attached there (to give the real daemon something to
+/// count). Returns Mpps received.
+pub(super) fn drive(lab: &lab::Lab, traffic: Traffic) -> anyhow::Result<f64> {
+    lab.run_inside(|| {
+        lab::pin_to_cpu(GEN_CPU);
+        let mut programs = Programs::load()?;
+        write_gen_config(&mut programs, lab::ifindex(&lab.gen_if)?, traffic.mode())?;
+        generate(&mut programs, &lab.rx_if)
+    })?
 }
 
 pub fn run(rounds: usize, cases: &[LiveCase]) -> anyhow::Result<Vec<Figure>> {
