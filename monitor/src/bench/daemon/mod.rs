@@ -65,14 +65,27 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
     let lab = super::live::lab::Lab::new()?;
     let daemon = scrape::measure(&lab)?;
     eprintln!(
-        "handshake-monitor-bench: /metrics served {} series",
-        daemon.series
+        "handshake-monitor-bench: /metrics served {} series; {} flows in the table",
+        daemon.series, daemon.flow_entries
     );
+    figures.push(against_target(
+        "metrics_scrape_idle",
+        "ms",
+        median(daemon.idle_scrape_ms),
+        SCRAPE_TARGET_MS,
+    ));
     figures.push(against_target(
         "metrics_scrape",
         "ms",
         median(daemon.scrape_ms),
         SCRAPE_TARGET_MS,
+    ));
+    // Baseline: the table's default capacity; ratio: how full it was.
+    figures.push(against_target(
+        "metrics_scrape_flow_entries",
+        "flows",
+        daemon.flow_entries,
+        f64::from(crate::flows::DEFAULT_TABLE_SIZE),
     ));
     figures.push(against_target(
         "daemon_rss_loaded",

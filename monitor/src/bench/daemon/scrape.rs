@@ -85,8 +85,16 @@ impl Drop for Daemon {
     }
 }
 
-/// One scrape from inside the namespace; (time, series).
-fn scrape() -> anyhow::Result<(Duration, usize)> {
+/// What one scrape returned.
+struct Scrape {
+    time: Duration,
+    series: usize,
+    /// `handshake_flow_table_entries`: a scrape sweeps the flow table.
+    flow_entries: f64,
+}
+
+/// One scrape from inside the namespace.
+fn scrape() -> anyhow::Result<Scrape> {
     let start = Instant::now();
     let mut stream = TcpStream::connect(METRICS_ADDR)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -98,21 +106,43 @@ fn scrape() -> anyhow::Result<(Duration, usize)> {
     if !text.starts_with("HTTP/1.1 200") {
         bail!("unexpected response: {}", text.lines().next().unwrap_or(""));
     }
-    let series = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .count();
-    Ok((elapsed, series))
+    let samples = || {
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or("")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    };
+    let flow_entries = samples()
+        .filter(|l| l.starts_with("handshake_flow_table_entries"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    Ok(Scrape {
+        time: elapsed,
+        series: samples().count(),
+        flow_entries,
+    })
 }
 
 pub struct DaemonFigures {
     pub rss_loaded_mib: f64,
     pub rss_after_mib: f64,
+    /// Scrape times right after start (empty flow table), and after the
+    /// traffic.
+    pub idle_scrape_ms: Vec<f64>,
     pub scrape_ms: Vec<f64>,
     pub series: usize,
+    pub flow_entries: f64,
+}
+
+/// `SCRAPES` timed scrapes after an untimed one; (times in ms, the first).
+fn scrapes() -> anyhow::Result<(Vec<f64>, Scrape)> {
+    let first = scrape()?;
+    let mut times = Vec::with_capacity(SCRAPES);
+    for _ in 0..SCRAPES {
+        times.push(scrape()?.time.as_secs_f64() * 1e3);
+    }
+    Ok((times, first))
 }
 
 pub fn measure(lab: &Lab) -> anyhow::Result<DaemonFigures> {
@@ -134,23 +164,19 @@ pub fn measure(lab: &Lab) -> anyhow::Result<DaemonFigures> {
         thread::sleep(Duration::from_millis(100));
     }
     let rss_loaded_mib = daemon.rss_mib()?;
+    let (idle_scrape_ms, _) = lab.run_inside(scrapes)??;
     drive(lab, Traffic::SynFlood)?;
     drive(lab, Traffic::Mixed)?;
     // A flow sweep and a top-ports refresh (1 s each) turn the traffic
     // into series.
     thread::sleep(Duration::from_millis(2500));
-    let (scrape_ms, series) = lab.run_inside(|| -> anyhow::Result<_> {
-        let (_, series) = scrape()?;
-        let mut times = Vec::with_capacity(SCRAPES);
-        for _ in 0..SCRAPES {
-            times.push(scrape()?.0.as_secs_f64() * 1e3);
-        }
-        Ok((times, series))
-    })??;
+    let (scrape_ms, first) = lab.run_inside(scrapes)??;
     Ok(DaemonFigures {
         rss_loaded_mib,
         rss_after_mib: daemon.rss_mib()?,
+        idle_scrape_ms,
         scrape_ms,
-        series,
+        series: first.series,
+        flow_entries: first.flow_entries,
     })
 }
