@@ -51,6 +51,14 @@ pub fn cases() -> Vec<LiveCase> {
                 },
             ],
         },
+        // Established-flow data only (one flow, ACK|PSH, 10 bytes): the
+        // pass-through cost without the handshake packets of the mix.
+        LiveCase {
+            name: "tcp_data",
+            traffic: Traffic::TcpData,
+            baseline: bare("bare_pass", "hs_bench_pass"),
+            measured: vec![monitor("monitor", None)],
+        },
         // SYN flood from random sources: the floor a mitigation has to
         // approach is a bare XDP_DROP.
         //

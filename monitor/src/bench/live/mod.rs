@@ -36,7 +36,7 @@ const GEN_CONFIG_MAP: &str = "BENCH_GEN_CONFIG";
 const CHUNK: u32 = 100_000;
 /// Bounds of one pipeline measurement, whichever comes first.
 const MAX_FRAMES: u64 = 5_000_000;
-const RUN_TIME: Duration = Duration::from_millis(300);
+const RUN_TIME: Duration = Duration::from_millis(500);
 /// Frames the kernel generates between two flushes of the redirect queue.
 const BATCH: u32 = 64;
 const GEN_CPU: usize = 0;
@@ -48,6 +48,8 @@ const FRAME_LEN: usize = 64;
 /// bench.rs).
 #[derive(Clone, Copy)]
 pub enum Traffic {
+    /// The template as it is: data on one established-looking flow.
+    TcpData,
     Mixed,
     SynFlood,
 }
@@ -55,6 +57,7 @@ pub enum Traffic {
 impl Traffic {
     const fn mode(self) -> u32 {
         match self {
+            Self::TcpData => 0,
             Self::Mixed => 1,
             Self::SynFlood => 2,
         }
