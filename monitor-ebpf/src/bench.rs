@@ -31,8 +31,7 @@ static BENCH_GEN_CONFIG: Array<u32> = Array::with_max_entries(2, 0);
 #[map]
 static BENCH_GEN_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// Send the frame as given.
-const GEN_AS_IS: u32 = 0;
+// Mode 0 (and any unknown mode): send the frame as given.
 /// Rotate over UDP, TCP data, SYN and SYN-ACK (see [`mixed`]).
 const GEN_MIXED: u32 = 1;
 /// SYNs from random sources in 198.18.0.0/15 and random ports.
@@ -83,7 +82,7 @@ pub fn hs_bench_gen(ctx: XdpContext) -> u32 {
     match mode {
         GEN_MIXED => mixed(frame, n),
         GEN_SYN_FLOOD => syn_flood(frame),
-        GEN_AS_IS | _ => {}
+        _ => {}
     }
     // SAFETY: a helper call with plain integer arguments.
     unsafe { bpf_redirect(ifindex, 0) as u32 }
