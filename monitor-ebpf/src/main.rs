@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod flows;
 mod kernel_state;
 mod maps;

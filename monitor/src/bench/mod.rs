@@ -1,20 +1,27 @@
-//! `cargo xtask bench`: per-packet cost of the XDP program by packet
-//! class, through BPF_PROG_TEST_RUN, each figure paired with an empty XDP
-//! program run on the same frames in the same process, so the machine's
-//! noise cancels in the difference and the ratio.
+//! `cargo xtask bench`: what the monitor costs, each figure paired with a
+//! baseline taken in the same round and process, so the machine's noise
+//! cancels in the difference and the ratio. Sections:
+//! - [`testrun`]: per-packet cost of the XDP and TC programs by packet
+//!   class (BPF_PROG_TEST_RUN) against empty programs;
+//! - [`live`]: throughput of live-frames pipelines through a veth pair,
+//!   with and without the monitor, and against an AF_PACKET tap;
+//! - [`daemon`]: ring-buffer drain rate, ClientHello parsing, `/metrics`
+//!   scrape time and resident memory of the daemon side.
 
 mod cases;
+mod daemon;
+pub(crate) mod live;
+mod testrun;
 
-use std::{fmt::Write as _, time::Duration};
+use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use aya::{Ebpf, programs::Program};
 
 pub use cases::{Case, cases};
+pub use live::{LiveCase, Pipeline, Setup};
 
 use crate::{ebpf::Programs, flows::FlowSettings, interfaces::Interface, tls_capture::CaptureMaps};
-
-const BASELINE_PROGRAM: &str = "hs_bench_pass";
 
 /// One measured figure.
 #[derive(Debug, Clone)]
@@ -26,95 +33,74 @@ pub struct Figure {
     pub ratio: f64,
 }
 
-/// Mean kernel-reported time per run of `program` over `frames`, one
-/// test run each (so every frame is a new key where the case wants it).
-fn mean_ns(program: &Xdp, frames: &[Vec<u8>], repeat: u32) -> anyhow::Result<f64> {
-    let mut total = Duration::ZERO;
-    for frame in frames {
-        // With `repeat`, the kernel reports the mean duration of one run.
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            repeat,
-            ..Default::default()
-        };
-        total += program
-            .test_run(opts)
-            .context("BPF_PROG_TEST_RUN")?
-            .duration;
-    }
-    Ok(total.as_nanos() as f64 / frames.len() as f64)
-}
+/// The parts of the bench, in the order they run.
+pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon"];
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
 
-/// Runs every case `rounds` times; each round is a fresh load of the
-/// programs (fresh maps), the case's program runs paired with the baseline.
-pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
+/// Runs the sections named in `only` (all when empty), `rounds` rounds per
+/// figure; each figure is the median of its rounds.
+pub fn run(rounds: usize, only: &[String]) -> anyhow::Result<Vec<Figure>> {
+    let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
     let mut figures = Vec::new();
-    for case in cases() {
-        let (mut values, mut baselines, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let settings = FlowSettings {
-                inserts_per_sec_per_cpu: case.inserts_per_sec,
-                ..FlowSettings::default()
-            };
-            let mut programs = Programs::load_with(&settings)?;
-            programs.register(&Interface {
-                name: "lo".into(),
-                ifindex: 1,
-            })?;
-            programs.set_tls_budget(1_000_000, 1_000_000)?;
-            // Events are read by nobody here: keep the ring buffer from
-            // filling by draining it between runs.
-            let mut capture = CaptureMaps::take(&mut programs)?;
-            let baseline_program: &mut Xdp = programs
-                .ebpf_mut()
-                .program_mut(BASELINE_PROGRAM)
-                .context("the baseline program is missing")?
-                .try_into()?;
-            baseline_program.load()?;
-            for frame in &case.warmup {
-                let opts = TestRunOptions {
-                    data_in: Some(frame),
-                    ..Default::default()
-                };
-                programs.xdp()?.test_run(opts)?;
-            }
-            let value = mean_ns(programs.xdp()?, &case.frames, case.repeat)?;
-            while capture.ring.next().is_some() {}
-            let baseline_program: &Xdp = programs
-                .ebpf_mut()
-                .program(BASELINE_PROGRAM)
-                .context("the baseline program is missing")?
-                .try_into()?;
-            let baseline = mean_ns(baseline_program, &case.frames, case.repeat)?;
-            values.push(value);
-            baselines.push(baseline);
-            ratios.push(value / baseline);
-        }
-        figures.push(Figure {
-            name: format!("xdp_{}", case.name),
-            unit: "ns/packet",
-            value: median(values),
-            baseline: median(baselines),
-            ratio: median(ratios),
-        });
+    if wanted("xdp") {
+        figures.extend(testrun::xdp(rounds).context("XDP per-packet figures")?);
+    }
+    if wanted("tc") {
+        figures.extend(testrun::tc(rounds).context("TC per-packet figures")?);
+    }
+    if wanted("live") {
+        figures.extend(live::run(rounds, &live::cases()).context("live-frames figures")?);
+    }
+    if wanted("daemon") {
+        figures.extend(daemon::run(rounds).context("daemon-side figures")?);
     }
     Ok(figures)
 }
 
+/// Fresh programs for one round: the flow insert budget of the case, the
+/// loopback registered (TestRun frames arrive on `lo`), a TLS budget that
+/// never runs out, and the capture maps taken so the caller can drain them.
+fn programs_for_bench(inserts_per_sec: u64) -> anyhow::Result<(Programs, CaptureMaps)> {
+    let settings = FlowSettings {
+        inserts_per_sec_per_cpu: inserts_per_sec,
+        ..FlowSettings::default()
+    };
+    let mut programs = Programs::load_with(&settings)?;
+    programs.register(&Interface {
+        name: "lo".into(),
+        ifindex: 1,
+    })?;
+    programs.set_tls_budget(1_000_000_000, 1_000_000_000)?;
+    let capture = CaptureMaps::take(&mut programs)?;
+    Ok((programs, capture))
+}
+
+/// Program `name` of the loaded object, as its concrete type.
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .with_context(|| format!("the BPF object has no program {name} (rebuild)"))?;
+    program
+        .try_into()
+        .with_context(|| format!("program {name} is not of the expected type"))
+}
+
 pub fn table(figures: &[Figure]) -> String {
     let mut out = format!(
-        "{:<28} {:>10} {:>10} {:>10} {:>7}\n",
+        "{:<36} {:>11} {:>11} {:>11} {:>7}\n",
         "benchmark", "value", "baseline", "delta", "ratio"
     );
     for f in figures {
         let _ = writeln!(
             out,
-            "{:<28} {:>10.1} {:>10.1} {:>10.1} {:>7.2}   {}",
+            "{:<36} {:>11.3} {:>11.3} {:>11.3} {:>7.3}   {}",
             f.name,
             f.value,
             f.baseline,
@@ -133,9 +119,9 @@ pub fn json(figures: &[Figure], kernel: &str, cpu: &str) -> String {
             crate::events::JsonObject::new()
                 .str("name", &f.name)
                 .str("unit", f.unit)
-                .num("value", format!("{:.2}", f.value))
-                .num("baseline", format!("{:.2}", f.baseline))
-                .num("ratio", format!("{:.3}", f.ratio))
+                .num("value", format!("{:.3}", f.value))
+                .num("baseline", format!("{:.3}", f.baseline))
+                .num("ratio", format!("{:.4}", f.ratio))
                 .finish()
         })
         .collect();

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(about = "Per-packet cost of the handshake-monitor XDP program, against an empty one")]
+#[command(about = "What handshake-monitor costs, each figure against a baseline taken alongside")]
 struct Args {
     /// Rounds per figure; the median is reported.
     #[arg(long, default_value_t = 5)]
@@ -13,11 +13,14 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<std::path::PathBuf>,
+    /// Run only these sections (comma-separated): xdp, tc, live, daemon.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(monitor::bench::SECTIONS))]
+    only: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let figures = match monitor::bench::run(args.rounds.max(1)) {
+    let figures = match monitor::bench::run(args.rounds.max(1), &args.only) {
         Ok(f) => f,
         Err(err) => {
             eprintln!("handshake-monitor-bench: error: {err:#}");
