@@ -20,6 +20,8 @@ pub struct Case {
     /// Run first, unmeasured (e.g. to create the flows the case hits).
     pub warmup: Vec<Vec<u8>>,
     pub inserts_per_sec: u64,
+    /// Configures the freshly loaded programs of each round.
+    pub setup: Option<fn(&mut crate::ebpf::Programs) -> anyhow::Result<()>>,
 }
 
 fn tcp(flags: u8, port: u16, payload: &[u8]) -> Vec<u8> {
@@ -42,6 +44,7 @@ pub fn cases() -> Vec<Case> {
         frames,
         warmup,
         inserts_per_sec,
+        setup: None,
     };
     vec![
         case("non_ip", vec![arp_request()], vec![], plenty),
@@ -86,5 +89,27 @@ pub fn cases() -> Vec<Case> {
             vec![],
             plenty,
         ),
+        // SYN floods with the mitigation in enforce mode, warm (one frame
+        // repeated, as at line rate): the attacker already blocked, and an
+        // attacker not (yet) blocked whose SYNs the per-source limit
+        // refuses (the warm-up spends its burst).
+        Case {
+            setup: Some(|p| super::mitigation::enforce(p, Some(super::mitigation::FLOOD_SOURCE))),
+            ..case(
+                "syn_flood_blocked_source",
+                vec![tcp(SYN, 40_000, &[])],
+                vec![],
+                plenty,
+            )
+        },
+        Case {
+            setup: Some(|p| super::mitigation::enforce(p, None)),
+            ..case(
+                "syn_flood_over_source_rate",
+                vec![tcp(SYN, 40_000, &[])],
+                vec![tcp(SYN, 40_000, &[]); 1000],
+                plenty,
+            )
+        },
     ]
 }

@@ -11,6 +11,7 @@
 mod cases;
 mod daemon;
 pub(crate) mod live;
+mod mitigation;
 mod testrun;
 
 use std::fmt::Write as _;

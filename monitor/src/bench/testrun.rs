@@ -66,6 +66,9 @@ where
 /// empty one. Returns (value, baseline).
 fn round(case: &Case, hook: Hook) -> anyhow::Result<(f64, f64)> {
     let (mut programs, mut capture) = programs_for_bench(case.inserts_per_sec)?;
+    if let Some(setup) = case.setup {
+        setup(&mut programs)?;
+    }
     let ebpf = programs.ebpf_mut();
     let value = match hook {
         Hook::Xdp => {

@@ -60,20 +60,23 @@ pub fn cases() -> Vec<LiveCase> {
             measured: vec![monitor("monitor", None)],
         },
         // SYN flood from random sources: the floor a mitigation has to
-        // approach is a bare XDP_DROP.
-        //
-        // ENFORCE HOOK: once the daemon can enforce (drop/cookie the flood
-        // in XDP), add here
-        //     monitor("enforce", Some(Arc::new(|programs| { /* switch the
-        //         mode map to enforce */ Ok(()) }))),
-        // The setup runs on each round's freshly loaded programs before
-        // the XDP program is attached; the figure comes out as
-        // `live_syn_flood_enforce` against `bare_drop` (target >= 0.8).
+        // approach is a bare XDP_DROP. In enforce mode the random sources
+        // stay under the per-source limit; their /24s do not, so the
+        // per-prefix limit drops the flood.
         LiveCase {
             name: "syn_flood",
             traffic: Traffic::SynFlood,
             baseline: bare("bare_drop", "hs_bench_drop"),
-            measured: vec![bare("bare_pass", "hs_bench_pass"), monitor("monitor", None)],
+            measured: vec![
+                bare("bare_pass", "hs_bench_pass"),
+                monitor("monitor", None),
+                monitor(
+                    "enforce",
+                    Some(Arc::new(|programs| {
+                        crate::bench::mitigation::enforce(programs, None)
+                    })),
+                ),
+            ],
         },
     ]
 }
