@@ -161,6 +161,11 @@ pub struct RunArgs {
     #[arg(skip)]
     pub mitigation: crate::mitigation::MitigationSettings,
 
+    /// The process's command line, for re-reading the config on SIGHUP
+    /// with the same flags winning.
+    #[arg(skip)]
+    pub argv: Vec<String>,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter
     /// directive such as `monitor=debug`).
     #[arg(long, value_name = "L", default_value = "info", value_parser = parse_log_level)]

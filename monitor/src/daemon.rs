@@ -7,10 +7,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::watch,
-};
+use tokio::sync::watch;
 
 use crate::{
     cli::RunArgs,
@@ -25,7 +22,8 @@ use crate::{
     flows::{FlowTracker, monotonic_ns},
     http, interfaces, kernel_state, metrics,
     mitigation::{Mitigation, control, metrics::MitigationCollector, pins},
-    preflight,
+    notify_systemd::Notifier,
+    preflight, signals,
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
@@ -33,7 +31,8 @@ use crate::{
     },
 };
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    let systemd = Notifier::from_env();
     preflight::check_btf(Path::new(preflight::KERNEL_BTF_PATH))?;
     preflight::check_capabilities()?;
     let ifaces = interfaces::resolve(&args.ifaces)?;
@@ -130,8 +129,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("registering the alert metrics")?;
     let interfaces = named_interfaces(&attachments);
     let scans = ScanWatcher::new(&mut programs, args.scan)?;
-    let detector = Detector::new(args.detector, interfaces, board.clone(), sink.clone())
-        .with_scan_watcher(scans);
+    let detector = Arc::new(Mutex::new(
+        Detector::new(args.detector, interfaces, board.clone(), sink.clone())
+            .with_scan_watcher(scans),
+    ));
     let notifier = match alertmanager {
         Some(target) => {
             let counter = prometheus::IntCounterVec::new(
@@ -164,14 +165,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     .await?;
     let sweeper = tokio::spawn(sweep_flows(
         tracker,
-        detector,
+        Arc::clone(&detector),
         Watch {
-            mitigation,
+            mitigation: Arc::clone(&mitigation),
             board: board_for_mitigation,
         },
         stop_rx.clone(),
     ));
-    let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx));
+    let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx.clone()));
     tracing::info!(
         metrics = %format!("http://{}/metrics", args.metrics_addr),
         interfaces = attachments.len(),
@@ -179,8 +180,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         crate::VERSION
     );
 
-    let signal_name = wait_for_shutdown().await?;
+    let status = format!(
+        "watching {} interface(s); mitigation {}",
+        attachments.len(),
+        args.mitigation.mode.name()
+    );
+    systemd.ready(&status);
+    let watchdog = Notifier::watchdog_interval().map(|every| {
+        tokio::spawn(signals::ping_watchdog(
+            systemd.clone(),
+            every,
+            stop_rx.clone(),
+        ))
+    });
+    let live = signals::Live {
+        notifier: systemd.clone(),
+        mitigation,
+        detector,
+        status,
+    };
+    let signal_name = signals::serve(&mut args, &live).await?;
     tracing::info!(signal = signal_name, "shutting down");
+    systemd.stopping();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     let _ = stop_tx.send(true);
     let _ = server.await;
     let _ = sweeper.await;
@@ -195,15 +219,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "detached from every interface"
     );
     Ok(())
-}
-
-async fn wait_for_shutdown() -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
 }
 
 fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
@@ -224,12 +239,11 @@ struct Watch {
 /// The walk is blocking map syscalls, so it runs off the async thread.
 async fn sweep_flows(
     tracker: Arc<Mutex<FlowTracker>>,
-    detector: Detector,
+    detector: Arc<Mutex<Detector>>,
     watch: Watch,
     mut stop: watch::Receiver<bool>,
 ) {
     let watch = Arc::new(watch);
-    let detector = Arc::new(Mutex::new(detector));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

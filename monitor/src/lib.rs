@@ -15,10 +15,13 @@ pub mod interfaces;
 pub mod kernel_state;
 pub mod metrics;
 pub mod mitigation;
+pub mod notify_systemd;
 pub mod port_metrics;
 pub mod ports;
 pub mod preflight;
 pub mod promfam;
+pub mod reload;
+pub mod signals;
 pub mod tls;
 pub mod tls_capture;
 

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(mut args) => {
             args.absorb_flags();
+            args.argv = std::env::args().collect();
             if let Some(path) = &args.config {
                 match config::load(path) {
                     Ok(file) => file.apply(&mut args, matches.subcommand_matches("run")),

@@ -65,6 +65,15 @@ impl Detector {
         }
     }
 
+    /// New thresholds (a config reload); learned baselines and alert states
+    /// carry on.
+    pub fn reconfigure(&mut self, thresholds: FloodThresholds, scan: scan::ScanThresholds) {
+        self.thresholds = thresholds;
+        if let Some(watcher) = self.scan.as_mut() {
+            watcher.set_thresholds(scan);
+        }
+    }
+
     /// Also watch for port scans.
     pub fn with_scan_watcher(mut self, scan: ScanWatcher) -> Self {
         self.scan = Some(scan);

@@ -60,6 +60,10 @@ impl ScanWatcher {
         })
     }
 
+    pub fn set_thresholds(&mut self, thresholds: ScanThresholds) {
+        self.thresholds = thresholds;
+    }
+
     /// The scanners of this second; sources past the window are forgotten.
     pub fn scanners(&mut self, now_ns: u64) -> Vec<Scanner> {
         let window = self.thresholds.window.as_nanos() as u64;

@@ -173,6 +173,27 @@ impl Mitigation {
         Ok(mitigation)
     }
 
+    /// New settings (a config reload): mode, limits, allowlist, automatic
+    /// blocks and capacity apply at once; blocks in force stay (those the
+    /// new allowlist overlaps are lifted). Pin directory and control socket
+    /// are the caller's to keep.
+    pub fn reconfigure(&mut self, settings: MitigationSettings) -> Result<(), aya::maps::MapError> {
+        let lifted = self
+            .policy
+            .set_allowlist(&settings.allowlist, monotonic_ns())?;
+        for listed in &lifted {
+            tracing::warn!(cidr = %listed.cidr, "lifted a block: the reloaded allowlist covers it");
+            self.announce("removed", listed);
+        }
+        self.totals.removed += lifted.len() as u64;
+        self.policy.set_capacity(settings.blocklist_capacity);
+        let epoch = self.current.epoch;
+        self.current = settings.kernel_config();
+        self.current.epoch = epoch;
+        self.settings = settings;
+        self.write_config()
+    }
+
     pub fn settings(&self) -> &MitigationSettings {
         &self.settings
     }

@@ -53,6 +53,11 @@ impl PolicyTable {
         self.capacity
     }
 
+    /// A smaller capacity keeps the blocks beyond it; new ones wait.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
     pub fn allowlist(&self) -> &[Cidr] {
         &self.allowlist
     }

@@ -58,6 +58,17 @@ impl Daemon {
     /// for anything. `ip netns exec` execs in place, so the child's pid is
     /// the daemon's and signals reach it directly.
     pub fn spawn(ns: &str, wrapper: &[String], binary: &Path, args: &[String]) -> Self {
+        Self::spawn_with_env(ns, wrapper, binary, args, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables (e.g. systemd's).
+    pub fn spawn_with_env(
+        ns: &str,
+        wrapper: &[String],
+        binary: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let stderr_path = std::env::temp_dir().join(format!(
             "hmt-{}-{}-stderr.log",
             std::process::id(),
@@ -79,6 +90,7 @@ impl Daemon {
             .args(wrapper)
             .arg(binary)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -129,7 +141,7 @@ impl Daemon {
         })
     }
 
-    fn wait_healthy(&mut self) {
+    pub fn wait_healthy(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("polling the daemon") {
@@ -155,6 +167,12 @@ impl Daemon {
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         self.stop(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (e.g. SIGHUP) without waiting for anything.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: as in `stop`.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }
 
     /// Sends `signal` and waits (bounded) for the exit.
