@@ -33,6 +33,16 @@ pub enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Remove everything a daemon pinned (links, so programs detach, and
+    /// maps, so counters and blocks are lost). Refused while a daemon runs.
+    Detach {
+        /// The pin directory the daemon used.
+        #[arg(long, value_name = "DIR", default_value = crate::pins::DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// The daemon's control socket (to check that none runs).
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+    },
     /// Add, remove or list blocks in the running daemon's blocklist.
     Block {
         #[command(subcommand)]
@@ -151,10 +161,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
     pub control_socket: PathBuf,
 
-    /// bpffs directory the blocklist is pinned in, so it survives
-    /// restarts; an empty value pins nothing.
+    /// bpffs directory for pinned state (the blocklist always; with
+    /// --persist every map and link); an empty value pins nothing.
     #[arg(long, value_name = "DIR", value_parser = clap::value_parser!(String))]
     pub pin_dir: Option<String>,
+
+    /// Pin every map and the XDP/TC links, so a restart or upgrade keeps
+    /// enforcing and counting with no gap; programs stay attached after
+    /// exit (`handshake-monitor detach` removes them).
+    #[arg(long)]
+    pub persist: bool,
+
+    /// The pin settings the flags and the config file give.
+    #[arg(skip)]
+    pub pins: crate::pins::PinSettings,
 
     /// The rest of the mitigation settings: the config file's
     /// `[mitigation]` section.
@@ -179,9 +199,10 @@ impl RunArgs {
         self.mitigation.mode = self.mitigation_mode;
         self.mitigation.control_socket = self.control_socket.clone();
         if let Some(dir) = &self.pin_dir {
-            self.mitigation.pin_dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
-            self.mitigation.pin_dir_explicit = true;
+            self.pins.dir = (!dir.is_empty()).then(|| PathBuf::from(dir));
+            self.pins.explicit = true;
         }
+        self.pins.persist = self.persist;
     }
 
     pub fn port_settings(&self) -> crate::ports::PortSettings {

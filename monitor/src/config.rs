@@ -70,6 +70,8 @@ pub struct MonitorSection {
     pub metrics_addr: Option<String>,
     pub log_level: Option<String>,
     pub events: Option<String>,
+    pub pin_dir: Option<String>,
+    pub persist: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +178,13 @@ impl ConfigFile {
             ifaces,
             |n| *n >= 1 && *n <= 64,
             "list 1 to 64 interfaces (or leave it out for the default route's)",
+        )?;
+        check(
+            path,
+            "monitor.pin_dir",
+            m.pin_dir.as_deref(),
+            |d| d.is_empty() || d.starts_with('/'),
+            "must be an absolute path (or \"\" to pin nothing)",
         )?;
         let empty = m
             .interfaces
@@ -292,10 +301,7 @@ impl ConfigFile {
         // Flags first: the file fills only what they left alone.
         let mode = args.mitigation.mode;
         let socket = args.mitigation.control_socket.clone();
-        let (pin_dir, explicit) = (
-            args.mitigation.pin_dir.clone(),
-            args.mitigation.pin_dir_explicit,
-        );
+
         self.mitigation.apply(&mut args.mitigation);
         if from_cli("mitigation_mode") {
             args.mitigation.mode = mode;
@@ -303,8 +309,12 @@ impl ConfigFile {
         if from_cli("control_socket") {
             args.mitigation.control_socket = socket;
         }
-        if from_cli("pin_dir") {
-            (args.mitigation.pin_dir, args.mitigation.pin_dir_explicit) = (pin_dir, explicit);
+        if let (false, Some(v)) = (from_cli("pin_dir"), &m.pin_dir) {
+            args.pins.dir = (!v.is_empty()).then(|| std::path::PathBuf::from(v));
+            args.pins.explicit = true;
+        }
+        if let (false, Some(v)) = (from_cli("persist"), m.persist) {
+            args.pins.persist = v;
         }
     }
 }
@@ -328,7 +338,7 @@ pub fn render(args: &RunArgs) -> String {
         None => "# alertmanager_url: not set, alerts are not pushed".to_string(),
     };
     format!(
-        "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\n\n\
+        "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\npin_dir = {}\npersist = {}\n\n\
          [flows]\ntable_size = {}\nhandshake_timeout_seconds = {}\ninserts_per_sec_per_cpu = {}\n\n\
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
          [tls]\nhellos_per_sec_per_cpu = {}\n\n\
@@ -338,6 +348,14 @@ pub fn render(args: &RunArgs) -> String {
          [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n\n{}",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
+        quote(
+            &args
+                .pins
+                .dir
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string())
+        ),
+        args.pins.persist,
         args.flow_table_size,
         args.handshake_timeout.as_secs_f64(),
         args.flow_inserts_per_sec,

@@ -31,7 +31,7 @@ fn parse(argv: &[&str]) -> (RunArgs, clap::ArgMatches) {
             let sub = matches.subcommand_matches("run").expect("run").clone();
             (*args, sub)
         }
-        Command::CheckConfig { .. } | Command::Block { .. } => panic!("expected run"),
+        _ => panic!("expected run"),
     }
 }
 
@@ -68,7 +68,6 @@ auto_block_ttl_seconds = 30
 auto_block_min_refused = 10
 auto_block_max_entries = 20
 blocklist_capacity = 100
-pin_dir = ""
 control_socket = "/run/hm-test.sock"
 "#;
 
@@ -115,7 +114,6 @@ fn every_key_applies() {
         ),
         (10, 20, 100)
     );
-    assert_eq!(m.pin_dir, None);
     assert_eq!(m.control_socket, Path::new("/run/hm-test.sock"));
 }
 
@@ -133,11 +131,8 @@ fn mitigation_flags_win_over_the_file() {
     ]);
     cfg.apply(&mut args, Some(&matches));
     assert_eq!(args.mitigation.mode, monitor_common::mitigation::Mode::Off);
-    assert_eq!(
-        args.mitigation.pin_dir.as_deref(),
-        Some(Path::new("/sys/fs/bpf/x"))
-    );
-    assert!(args.mitigation.pin_dir_explicit);
+    assert_eq!(args.pins.dir.as_deref(), Some(Path::new("/sys/fs/bpf/x")));
+    assert!(args.pins.explicit);
     // Not on the command line: from the file.
     assert_eq!(
         args.mitigation.control_socket,
@@ -236,8 +231,8 @@ fn out_of_range_values_are_named() {
             "mitigation.auto_block_ttl_seconds = 0",
         ),
         (
-            "[mitigation]\npin_dir = \"relative\"\n",
-            "mitigation.pin_dir = \"relative\"",
+            "[monitor]\npin_dir = \"relative\"\n",
+            "monitor.pin_dir = relative",
         ),
     ] {
         let e = error(text);

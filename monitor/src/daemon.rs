@@ -21,9 +21,9 @@ use crate::{
     flow_metrics::FlowCollector,
     flows::{FlowTracker, monotonic_ns},
     http, interfaces, kernel_state, metrics,
-    mitigation::{Mitigation, control, metrics::MitigationCollector, pins},
+    mitigation::{Mitigation, control, metrics::MitigationCollector},
     notify_systemd::Notifier,
-    preflight, signals,
+    pins, preflight, signals,
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
@@ -55,11 +55,9 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     }
     // A second daemon must fail here too, before it attaches anything.
     let control = control::bind(&args.mitigation.control_socket)?;
-    let pin_dir = match &args.mitigation.pin_dir {
-        Some(dir) => pins::prepare(dir, args.mitigation.pin_dir_explicit)?,
-        None => None,
-    };
-    let mut programs = Programs::load_pinned(&flow_settings, pin_dir.as_deref())?;
+    let pin_dir = pins::prepare(&args.pins, flow_settings.table_size)?;
+    let mut programs =
+        Programs::load_pinned(&flow_settings, pin_dir.as_deref(), args.pins.persist)?;
     let mut attachments: Vec<Attachment> = Vec::with_capacity(ifaces.len());
     for iface in &ifaces {
         // On error, dropping `programs` detaches what was attached so far.
@@ -72,6 +70,14 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             "attached"
         );
         attachments.push(attachment);
+    }
+    if let (true, Some(dir)) = (programs.persistent(), pin_dir.as_deref()) {
+        // Interfaces an earlier persisting run watched and this one does not.
+        let keep: Vec<u32> = ifaces.iter().map(|i| i.ifindex).collect();
+        programs.forget_other_interfaces(&keep)?;
+        for link in crate::links::release_others(&pins::links_dir(dir), &ifaces) {
+            tracing::info!(link = %link, "detached a pinned link of an interface no longer watched");
+        }
     }
     // The kernel's own view (tp_btf); on error `programs` drops as above.
     let kernel_view = kernel_state::attach(programs.ebpf_mut())
@@ -185,6 +191,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         attachments.len(),
         args.mitigation.mode.name()
     );
+    programs.keep_pins();
     systemd.ready(&status);
     let watchdog = Notifier::watchdog_interval().map(|every| {
         tokio::spawn(signals::ping_watchdog(
@@ -213,11 +220,20 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     if let Some(notifier) = notifier {
         let _ = notifier.await;
     }
+    let persistent = programs.persistent();
     drop(programs);
-    tracing::info!(
-        interfaces = attachments.len(),
-        "detached from every interface"
-    );
+    if persistent {
+        tracing::info!(
+            interfaces = attachments.len(),
+            "programs left attached through their pinned links (--persist); \
+             `handshake-monitor detach` removes them"
+        );
+    } else {
+        tracing::info!(
+            interfaces = attachments.len(),
+            "detached from every interface"
+        );
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use aya::{
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{self, TcAttachOptions},
+        xdp::XdpLinkId,
     },
     util::KernelVersion,
 };
@@ -53,6 +54,8 @@ pub enum EbpfError {
         kind: &'static str,
         name: &'static str,
     },
+    #[error("pinned state: {0}")]
+    Pins(String),
     #[error("BPF map {map}")]
     Map {
         map: &'static str,
@@ -133,6 +136,18 @@ pub struct Attachment {
 pub struct Programs {
     ebpf: Ebpf,
     slots: Vec<IfindexSlot>,
+    /// With persist: where the links are pinned.
+    links: Option<PathBuf>,
+    /// Links pinned by this run, unpinned (detached) if it fails to start.
+    new_pins: Vec<PathBuf>,
+}
+
+impl Drop for Programs {
+    fn drop(&mut self) {
+        for path in &self.new_pins {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Programs {
@@ -144,19 +159,31 @@ impl Programs {
     /// Loads both programs into the kernel (the verifier runs here), with
     /// the flow table sized and its insert budget set from `flows`.
     pub fn load_with(flows: &FlowSettings) -> Result<Self, EbpfError> {
-        Self::load_pinned(flows, None)
+        Self::load_pinned(flows, None, false)
     }
 
-    /// [`Programs::load_with`], with the mitigation's policy tables pinned
-    /// in (and, when pinned there by an earlier run, reused from) `pin_dir`.
-    pub fn load_pinned(flows: &FlowSettings, pin_dir: Option<&Path>) -> Result<Self, EbpfError> {
+    /// [`Programs::load_with`], with maps pinned in (and, when pinned there
+    /// by an earlier run, reused from) `pin_dir`: the policy tables, or with
+    /// `persist` every map, and then the links too (see [`Programs::attach`]).
+    /// `pins::prepare` has checked the pins' shapes.
+    pub fn load_pinned(
+        flows: &FlowSettings,
+        pin_dir: Option<&Path>,
+        persist: bool,
+    ) -> Result<Self, EbpfError> {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(FLOWS_MAP, flows.table_size);
-        let pins: Vec<(&'static str, PathBuf)> = pin_dir
+        let names = match pin_dir {
+            Some(_) => {
+                crate::pins::names_to_pin(persist).map_err(|e| EbpfError::Pins(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let pins: Vec<(&str, PathBuf)> = pin_dir
             .map(|dir| {
-                crate::mitigation::pins::pinned_maps()
+                names
                     .iter()
-                    .map(|(name, _, _)| (*name, dir.join(name)))
+                    .map(|name| (name.as_str(), dir.join(name)))
                     .collect()
             })
             .unwrap_or_default();
@@ -176,10 +203,71 @@ impl Programs {
         tc_program(&mut ebpf)?
             .load()
             .map_err(load_err(TC_PROGRAM))?;
-        Ok(Self {
+        let mut programs = Self {
             ebpf,
             slots: vec![IfindexSlot::default(); IFINDEX_TABLE_SIZE as usize],
-        })
+            links: None,
+            new_pins: Vec::new(),
+        };
+        if persist && let Some(dir) = pin_dir {
+            programs.adopt_slots()?;
+            programs.links = Some(crate::pins::links_dir(dir));
+        }
+        Ok(programs)
+    }
+
+    /// With a pinned slot table, the slots an earlier run gave interfaces:
+    /// the same interface keeps its slot (and its pinned counters).
+    fn adopt_slots(&mut self) -> Result<(), EbpfError> {
+        let map_err = |source| EbpfError::Map {
+            map: IFINDEX_SLOTS_MAP,
+            source,
+        };
+        let map = self.ebpf.map(IFINDEX_SLOTS_MAP).ok_or(EbpfError::Missing {
+            kind: "map",
+            name: IFINDEX_SLOTS_MAP,
+        })?;
+        let table: Array<_, IfindexSlot> = Array::try_from(map).map_err(map_err)?;
+        for (position, entry) in self.slots.iter_mut().enumerate() {
+            *entry = table.get(&(position as u32), 0).map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every interface but `keep` in the slot table (persist: the
+    /// ones an earlier run watched and this one does not).
+    pub fn forget_other_interfaces(&mut self, keep: &[u32]) -> Result<Vec<u32>, EbpfError> {
+        let map_err = |source| EbpfError::Map {
+            map: IFINDEX_SLOTS_MAP,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(IFINDEX_SLOTS_MAP)
+            .ok_or(EbpfError::Missing {
+                kind: "map",
+                name: IFINDEX_SLOTS_MAP,
+            })?;
+        let mut table: Array<_, IfindexSlot> = Array::try_from(map).map_err(map_err)?;
+        let mut forgotten = Vec::new();
+        for (position, entry) in self.slots.iter_mut().enumerate() {
+            if entry.ifindex != 0 && !keep.contains(&entry.ifindex) {
+                forgotten.push(entry.ifindex);
+                *entry = IfindexSlot::default();
+                table.set(position as u32, *entry, 0).map_err(map_err)?;
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// Whether links are pinned (and so stay attached after exit).
+    pub fn persistent(&self) -> bool {
+        self.links.is_some()
+    }
+
+    /// The start succeeded: the links pinned by this run stay pinned.
+    pub fn keep_pins(&mut self) {
+        self.new_pins.clear();
     }
 
     /// Sets how many TLS hello captures each CPU may start per second.
@@ -237,7 +325,17 @@ impl Programs {
     /// and TC on egress.
     pub fn attach(&mut self, iface: &Interface) -> Result<Attachment, EbpfError> {
         let slot = self.register(iface)?;
-        let xdp = attach_xdp(xdp_program(&mut self.ebpf)?, iface)?;
+        if let Some(dir) = self.links.clone() {
+            let (xdp, tc) =
+                crate::links::attach_pinned(&mut self.ebpf, iface, &dir, &mut self.new_pins)?;
+            return Ok(Attachment {
+                iface: iface.clone(),
+                slot,
+                xdp,
+                tc,
+            });
+        }
+        let (xdp, _) = attach_xdp(xdp_program(&mut self.ebpf)?, iface)?;
         let tc = attach_tc(tc_program(&mut self.ebpf)?, iface)?;
         Ok(Attachment {
             iface: iface.clone(),
@@ -303,7 +401,7 @@ pub fn write_settings<T: aya::Pod>(
     table.set(0, value, 0).map_err(map_err)
 }
 
-fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
+pub(crate) fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
     ebpf.program_mut(XDP_PROGRAM)
         .and_then(|p| p.try_into().ok())
         .ok_or(EbpfError::Missing {
@@ -312,7 +410,7 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
         })
 }
 
-fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, EbpfError> {
+pub(crate) fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, EbpfError> {
     ebpf.program_mut(TC_PROGRAM)
         .and_then(|p| p.try_into().ok())
         .ok_or(EbpfError::Missing {
@@ -347,9 +445,12 @@ fn is_busy(err: &ProgramError) -> bool {
     matches!(errno(err), Some(libc::EBUSY | libc::EEXIST))
 }
 
-fn attach_xdp(program: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, EbpfError> {
+pub(crate) fn attach_xdp(
+    program: &mut Xdp,
+    iface: &Interface,
+) -> Result<(XdpAttachMode, XdpLinkId), EbpfError> {
     let native = match program.attach_to_if_index(iface.ifindex, XdpMode::Driver) {
-        Ok(_) => return Ok(XdpAttachMode::Native),
+        Ok(id) => return Ok((XdpAttachMode::Native, id)),
         Err(err) if is_busy(&err) => {
             return Err(EbpfError::XdpBusy {
                 iface: iface.name.clone(),
@@ -358,14 +459,14 @@ fn attach_xdp(program: &mut Xdp, iface: &Interface) -> Result<XdpAttachMode, Ebp
         Err(err) => err,
     };
     match program.attach_to_if_index(iface.ifindex, XdpMode::Skb) {
-        Ok(_) => {
+        Ok(id) => {
             tracing::warn!(
                 interface = %iface.name,
                 reason = %describe(&native),
                 "native XDP is not available on this interface; running in generic (SKB) mode, \
                  which sees the same packets at a higher cost per packet"
             );
-            Ok(XdpAttachMode::Generic)
+            Ok((XdpAttachMode::Generic, id))
         }
         Err(err) if is_busy(&err) => Err(EbpfError::XdpBusy {
             iface: iface.name.clone(),

@@ -33,6 +33,22 @@ fn main() -> ExitCode {
             }
             Err(err) => fail(&anyhow::Error::new(err)),
         },
+        Command::Detach {
+            pin_dir,
+            control_socket,
+        } => match monitor::pins::detach(&pin_dir, &control_socket) {
+            Ok(removed) if removed.is_empty() => {
+                println!("nothing pinned under {}", pin_dir.display());
+                ExitCode::SUCCESS
+            }
+            Ok(removed) => {
+                for path in removed {
+                    println!("removed {path}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        },
         Command::Block {
             action,
             control_socket,

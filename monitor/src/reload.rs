@@ -75,10 +75,8 @@ pub fn restart_only_changes(old: &RunArgs, new: &RunArgs) -> Vec<&'static str> {
         "alerts.resend_interval_seconds",
         old.alert_resend_interval != new.alert_resend_interval,
     );
-    check(
-        "mitigation.pin_dir",
-        old.mitigation.pin_dir != new.mitigation.pin_dir,
-    );
+    check("monitor.pin_dir", old.pins.dir != new.pins.dir);
+    check("monitor.persist", old.pins.persist != new.pins.persist);
     check(
         "mitigation.control_socket",
         old.mitigation.control_socket != new.mitigation.control_socket,
@@ -89,14 +87,8 @@ pub fn restart_only_changes(old: &RunArgs, new: &RunArgs) -> Vec<&'static str> {
 /// `running` with the live settings of `new` taken over (the rest stays
 /// what is really in force).
 pub fn take_live(running: &mut RunArgs, new: &RunArgs) {
-    let (pin_dir, explicit, socket) = (
-        running.mitigation.pin_dir.clone(),
-        running.mitigation.pin_dir_explicit,
-        running.mitigation.control_socket.clone(),
-    );
+    let socket = running.mitigation.control_socket.clone();
     running.mitigation = new.mitigation.clone();
-    running.mitigation.pin_dir = pin_dir;
-    running.mitigation.pin_dir_explicit = explicit;
     running.mitigation.control_socket = socket;
     running.detector = new.detector;
     running.scan = new.scan;

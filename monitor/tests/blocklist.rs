@@ -22,7 +22,7 @@ use std::{
 use monitor_common::classify::tcp_flags::SYN;
 use support::{
     attach::assert_nothing_attached,
-    cmd,
+    bpffs::Bpffs,
     daemon::{BINARY, run_to_exit},
     handshakes::Monitor,
     lab::NetnsLab,
@@ -63,7 +63,7 @@ fn block_commands_check_everything_and_apply_only_what_passes() {
     let link = lab.link();
     let [a, b, c, _] = link.hub_addr.octets();
     let config = config_file(&format!(
-        "[mitigation]\nmode = \"enforce\"\nblocklist_capacity = 2\npin_dir = \"\"\n\
+        "[mitigation]\nmode = \"enforce\"\nblocklist_capacity = 2\n\
          allowlist = [\"{a}.{b}.{c}.0/28\"]\n"
     ));
     let monitor = Monitor::start(
@@ -214,30 +214,6 @@ fn a_second_daemon_on_the_same_control_socket_attaches_nothing() {
     let (ok, stdout, _) = text(&first.daemon.block(&["list"]));
     assert!(ok);
     assert_eq!(stdout, "no blocks in force\n");
-}
-
-/// A BPF filesystem mounted on a fresh directory, unmounted by its guard.
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn mount() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "hmt-{}-{}-bpffs",
-            std::process::id(),
-            support::unique()
-        ));
-        std::fs::create_dir_all(&dir).expect("bpffs mount point");
-        let dir_s = dir.to_str().expect("utf-8");
-        cmd::run("mount", &["-t", "bpf", "bpf", dir_s]);
-        Self(dir)
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

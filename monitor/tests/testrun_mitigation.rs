@@ -48,10 +48,7 @@ impl Lab {
         let slot = programs.register(&lo).expect("register lo");
         let mitigation = Mitigation::start(
             &mut programs,
-            MitigationSettings {
-                pin_dir: None,
-                ..settings
-            },
+            settings,
             vec![("lo".into(), slot)],
             EventSink::disabled(),
         )

@@ -17,7 +17,6 @@ pub const FLOOD_SOURCE: &str = "198.18.0.1";
 pub fn enforce(programs: &mut Programs, block: Option<&str>) -> anyhow::Result<()> {
     let settings = MitigationSettings {
         mode: Mode::Enforce,
-        pin_dir: None,
         ..MitigationSettings::default()
     };
     // The slot numbers only name interfaces in logs; none are written here.

@@ -23,7 +23,6 @@ pub struct MitigationSection {
     pub auto_block_min_refused: Option<u64>,
     pub auto_block_max_entries: Option<usize>,
     pub blocklist_capacity: Option<usize>,
-    pub pin_dir: Option<String>,
     pub control_socket: Option<String>,
 }
 
@@ -116,25 +115,12 @@ impl MitigationSection {
                 )
             })?;
         }
-        for (key, value) in [
-            ("mitigation.pin_dir", &self.pin_dir),
-            ("mitigation.control_socket", &self.control_socket),
-        ] {
-            if let Some(v) = value
-                && !v.is_empty()
-                && !v.starts_with('/')
-            {
-                return Err(invalid(
-                    key,
-                    format!("{v:?}"),
-                    "must be an absolute path".into(),
-                ));
-            }
-        }
-        if self.control_socket.as_deref() == Some("") {
+        if let Some(v) = &self.control_socket
+            && !v.starts_with('/')
+        {
             return Err(invalid(
                 "mitigation.control_socket",
-                "\"\"".into(),
+                format!("{v:?}"),
                 "must be an absolute path".into(),
             ));
         }
@@ -174,10 +160,6 @@ impl MitigationSection {
         if let Some(v) = self.blocklist_capacity {
             s.blocklist_capacity = v;
         }
-        if let Some(v) = &self.pin_dir {
-            s.pin_dir = (!v.is_empty()).then(|| PathBuf::from(v));
-            s.pin_dir_explicit = true;
-        }
         if let Some(v) = &self.control_socket {
             s.control_socket = PathBuf::from(v);
         }
@@ -188,16 +170,12 @@ impl MitigationSection {
 pub fn render(s: &MitigationSettings) -> String {
     let quote = |text: &str| toml::Value::String(text.to_string()).to_string();
     let allow: Vec<String> = s.allowlist.iter().map(|c| quote(&c.to_string())).collect();
-    let pin_dir = s
-        .pin_dir
-        .as_ref()
-        .map_or(String::new(), |p| p.display().to_string());
     format!(
         "[mitigation]\nmode = {}\nsource_syn_rate = {}\nsource_syn_burst = {}\n\
          prefix_syn_rate = {}\nprefix_syn_burst = {}\nprotect_completed_seconds = {}\n\
          allowlist = [{}]\nauto_block = {}\nauto_block_ttl_seconds = {}\n\
          auto_block_min_refused = {}\nauto_block_max_entries = {}\nblocklist_capacity = {}\n\
-         pin_dir = {}\ncontrol_socket = {}\n",
+         control_socket = {}\n",
         quote(s.mode.name()),
         s.source_syn_rate,
         s.source_syn_burst,
@@ -210,7 +188,6 @@ pub fn render(s: &MitigationSettings) -> String {
         s.auto_block_min_refused,
         s.auto_block_max_entries,
         s.blocklist_capacity,
-        quote(&pin_dir),
         quote(&s.control_socket.display().to_string()),
     )
 }

@@ -9,7 +9,6 @@ pub mod client;
 pub mod config;
 pub mod control;
 pub mod metrics;
-pub mod pins;
 pub mod policy;
 
 use std::{path::PathBuf, time::Duration};
@@ -37,7 +36,6 @@ const STATS_MAP: &str = "MITIGATION_STATS";
 const OFFENDERS_MAP: &str = "OFFENDERS";
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/handshake-monitor/control.sock";
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/handshake-monitor";
 
 /// Everything the mitigation is configured with (config file `[mitigation]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -62,10 +60,6 @@ pub struct MitigationSettings {
     pub auto_block_max_entries: usize,
     /// At most this many blocks of any origin.
     pub blocklist_capacity: usize,
-    /// Where the policy table is pinned (`None`: not pinned).
-    pub pin_dir: Option<PathBuf>,
-    /// Set by the operator (must work) rather than the default (tried).
-    pub pin_dir_explicit: bool,
     pub control_socket: PathBuf,
 }
 
@@ -84,8 +78,6 @@ impl Default for MitigationSettings {
             auto_block_min_refused: 50,
             auto_block_max_entries: 1024,
             blocklist_capacity: 4096,
-            pin_dir: Some(PathBuf::from(DEFAULT_PIN_DIR)),
-            pin_dir_explicit: false,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
         }
     }

@@ -5,6 +5,7 @@
 //! fail with a message, never hang.
 
 pub mod attach;
+pub mod bpffs;
 pub mod cmd;
 pub mod daemon;
 pub mod handshakes;
