@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod cmd;
 pub mod daemon;
+pub mod deploy;
 pub mod handshakes;
 pub mod http;
 pub mod lab;
