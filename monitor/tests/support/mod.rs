@@ -12,6 +12,7 @@ pub mod handshakes;
 pub mod http;
 pub mod lab;
 pub mod netns;
+pub mod openssl;
 pub mod privilege;
 pub mod prom;
 pub mod rawtcp;
