@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod env;
 mod lint;
+mod package;
 mod proc;
 mod run;
 mod setup;
@@ -60,6 +61,17 @@ enum Cmd {
     Lint,
     /// Format the whole workspace.
     Fmt,
+    /// Build a Debian package (.deb) with dpkg-deb: the release binary, the
+    /// systemd unit, the default config (a conffile), docs, rules and
+    /// dashboard.
+    Package {
+        /// Directory the .deb is written to (default: target/debian).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Package this already built binary instead of building a release.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +84,7 @@ fn main() -> ExitCode {
         Cmd::Bench { args } => bench::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
+        Cmd::Package { out, binary } => package::run(out.as_deref(), binary.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "prometheus-alertmanager",
         "a real Alertmanager for the alert push tests",
     ),
+    (
+        "prometheus",
+        "promtool and a real Prometheus server for the deploy/prometheus tests",
+    ),
 ];
 
 pub fn ensure() -> Result<()> {
