@@ -23,7 +23,7 @@ fn documents() -> Vec<Value> {
     let script = "import json, sys, yaml\n\
                   docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]\n\
                   print(json.dumps(docs))";
-    let (ok, out) = run_tool("python3", &["-c", script, path.to_str().unwrap()]);
+    let (ok, out) = run_tool("/usr/bin/python3", &["-c", script, path.to_str().unwrap()]);
     assert!(ok, "{MANIFEST} does not parse as YAML:\n{out}");
     let docs: Value = serde_json::from_str(out.trim()).expect("JSON from python3");
     docs.as_array().expect("a list of documents").clone()

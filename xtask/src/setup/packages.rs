@@ -26,6 +26,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "promtool and a real Prometheus server for the deploy/prometheus tests",
     ),
+    (
+        "python3-yaml",
+        "parsing the Kubernetes manifests in the deploy/kubernetes test",
+    ),
 ];
 
 pub fn ensure() -> Result<()> {
