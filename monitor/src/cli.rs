@@ -43,6 +43,23 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
     },
+    /// Summarise the running daemon: interfaces and attach modes,
+    /// mitigation mode, firing alerts, top ports, drops.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+    },
+    /// The status, refreshed once a second, with rates.
+    Top {
+        /// Stop after N refreshes (default: until interrupted).
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+    },
     /// Add, remove or list blocks in the running daemon's blocklist.
     Block {
         #[command(subcommand)]

@@ -24,6 +24,7 @@ use crate::{
     mitigation::{Mitigation, control, metrics::MitigationCollector},
     notify_systemd::Notifier,
     pins, preflight, signals,
+    status::StatusSource,
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
@@ -122,14 +123,22 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     registry
         .register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))
         .context("registering the mitigation metrics")?;
+    let board = AlertBoard::default();
+    let board_for_mitigation = board.clone();
+    let status = StatusSource {
+        started: std::time::Instant::now(),
+        persist: programs.persistent(),
+        attachments: attachments.clone(),
+        tracker: Arc::clone(&tracker),
+        board: board.clone(),
+    };
     let control_task = tokio::spawn(control::serve(
         control,
         args.mitigation.control_socket.clone(),
         Arc::clone(&mitigation),
+        status,
         stop_rx.clone(),
     ));
-    let board = AlertBoard::default();
-    let board_for_mitigation = board.clone();
     registry
         .register(Box::new(AlertCollector::new(board.clone())))
         .context("registering the alert metrics")?;

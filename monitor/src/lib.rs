@@ -24,6 +24,7 @@ pub mod preflight;
 pub mod promfam;
 pub mod reload;
 pub mod signals;
+pub mod status;
 pub mod tls;
 pub mod tls_capture;
 

@@ -49,6 +49,20 @@ fn main() -> ExitCode {
             }
             Err(err) => fail(&err),
         },
+        Command::Status {
+            json,
+            control_socket,
+        } => match monitor::mitigation::client::status(&control_socket, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
+        Command::Top {
+            iterations,
+            control_socket,
+        } => match monitor::mitigation::client::top(&control_socket, iterations) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
         Command::Block {
             action,
             control_socket,

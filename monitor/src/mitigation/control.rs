@@ -24,6 +24,7 @@ use tokio::{
 
 use super::{Mitigation, cidr::Cidr, origin_name, policy::Listed};
 use crate::flows::monotonic_ns;
+use crate::status::StatusSource;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -37,6 +38,8 @@ pub enum Request {
         cidr: String,
     },
     List,
+    /// `handshake-monitor status` and `top`.
+    Status,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +49,8 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default)]
     pub entries: Vec<BlockView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::Status>,
 }
 
 /// One block as `block list` shows it.
@@ -66,6 +71,7 @@ impl Response {
             ok: false,
             error: Some(err.to_string()),
             entries: Vec::new(),
+            status: None,
         }
     }
 
@@ -74,6 +80,7 @@ impl Response {
             ok: true,
             error: None,
             entries,
+            status: None,
         }
     }
 }
@@ -91,8 +98,8 @@ fn view(mitigation: &Mitigation, listed: &Listed, now: u64) -> BlockView {
     }
 }
 
-/// Applies one request to the daemon's mitigation.
-pub fn handle(mitigation: &mut Mitigation, request: Request) -> Response {
+/// Applies one request to the daemon's mitigation (or reads its status).
+pub fn handle(mitigation: &mut Mitigation, source: &StatusSource, request: Request) -> Response {
     let now = monotonic_ns();
     let parse = |text: &str| text.parse::<Cidr>().map_err(Response::error);
     match request {
@@ -124,6 +131,10 @@ pub fn handle(mitigation: &mut Mitigation, request: Request) -> Response {
                 Err(err) => Response::error(format!("{:#}", anyhow::Error::from(err))),
             }
         }
+        Request::Status => Response {
+            status: Some(source.read(mitigation)),
+            ..Response::entries(Vec::new())
+        },
         Request::List => match mitigation.policy().blocks() {
             Ok(blocks) => Response::entries(
                 blocks
@@ -170,8 +181,10 @@ pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
     mitigation: Arc<Mutex<Mitigation>>,
+    source: StatusSource,
     mut stop: watch::Receiver<bool>,
 ) {
+    let source = Arc::new(source);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -184,8 +197,9 @@ pub async fn serve(
             _ = stop.changed() => break,
         };
         let mitigation = Arc::clone(&mitigation);
+        let source = Arc::clone(&source);
         tokio::spawn(async move {
-            if let Err(err) = answer(stream, mitigation).await {
+            if let Err(err) = answer(stream, mitigation, source).await {
                 tracing::debug!("control connection: {err}");
             }
         });
@@ -199,6 +213,7 @@ const MAX_REQUEST: u64 = 4096;
 async fn answer(
     stream: tokio::net::UnixStream,
     mitigation: Arc<Mutex<Mitigation>>,
+    source: Arc<StatusSource>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -209,7 +224,7 @@ async fn answer(
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let mut m = mitigation.lock().unwrap_or_else(|p| p.into_inner());
-            handle(&mut m, request)
+            handle(&mut m, &source, request)
         }
         Err(err) => Response::error(format!("malformed request: {err}")),
     };

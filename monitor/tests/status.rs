@@ -1,0 +1,104 @@
+//! End to end: `handshake-monitor status` and `top` against a running
+//! daemon (its control socket), with exact counts after real traffic.
+//!
+//! Needs root (namespaces, BPF); run with
+//! `cargo test -p monitor --test status`.
+
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
+mod support;
+
+use std::{net::SocketAddr, process::Command, time::Duration};
+
+use support::{
+    daemon::BINARY, handshakes::Monitor, lab::NetnsLab, prom, require_root, traffic, wait_until,
+};
+
+fn run(args: &[&str], socket: &str) -> (bool, String, String) {
+    let out = Command::new(BINARY)
+        .args(args)
+        .args(["--control-socket", socket])
+        .output()
+        .expect("running handshake-monitor");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_and_top_summarise_the_running_daemon() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    let monitor = Monitor::start(
+        &link.peer_ns,
+        &link.peer_if,
+        19946,
+        &["--port", "8080", "--mitigation", "enforce"],
+    );
+    let socket = monitor.daemon.control_socket.clone().expect("socket");
+    let addr = SocketAddr::from((link.peer_addr, 8080));
+    let server = traffic::Server::start(&link.peer_ns, addr, 3);
+    traffic::exchange_many(&lab.hub, addr, 3);
+    server.join();
+    let completed = [
+        ("interface", link.peer_if.as_str()),
+        ("role", "server"),
+        ("result", "completed"),
+    ];
+    assert!(wait_until(Duration::from_secs(5), || {
+        prom::value(
+            &monitor.scrape().text,
+            "handshake_tcp_handshakes_total",
+            &completed,
+        ) == Some(3.0)
+    }));
+    let out = monitor.daemon.block(&["add", "198.19.30.0/24"]);
+    assert!(out.status.success());
+
+    let (ok, text, stderr) = run(&["status"], &socket);
+    assert!(ok, "{stderr}");
+    let iface = &link.peer_if;
+    for line in [
+        "mitigation enforce",
+        "blocks: 1 manual, 0 auto",
+        &format!("{iface}: xdp native, tc tcx; SYNs 3, completed 3, half-open 0, dropped 0"),
+        "  port 8080: SYNs 3, completed 3",
+        "no alert firing",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+
+    let (ok, json, _) = run(&["status", "--json"], &socket);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(&json).expect("JSON status");
+    assert_eq!(status["interfaces"][0]["completed"], 3);
+    assert_eq!(status["mitigation_mode"], "enforce");
+
+    // Two refreshes a second apart: the second shows rates.
+    let (ok, text, _) = run(&["top", "--iterations", "2"], &socket);
+    assert!(ok);
+    assert_eq!(text.matches("handshake-monitor ").count(), 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{iface}: xdp native, tc tcx; SYNs 0/s, completed 0/s"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_without_a_daemon_says_so() {
+    let socket =
+        std::env::temp_dir().join(format!("hmt-{}-nostatus/control.sock", std::process::id()));
+    let (ok, _, stderr) = run(&["status"], socket.to_str().expect("utf-8"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("no handshake-monitor daemon is running"),
+        "{stderr}"
+    );
+}
