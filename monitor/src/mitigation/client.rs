@@ -53,7 +53,7 @@ pub fn run(action: &BlockAction, socket: &Path) -> anyhow::Result<()> {
 fn read_status(socket: &Path) -> anyhow::Result<crate::status::Status> {
     let response = request(socket, &Request::Status)?;
     match (response.ok, response.status) {
-        (true, Some(status)) => Ok(status),
+        (true, Some(status)) => Ok(*status),
         _ => bail!(
             "{}",
             response

@@ -50,7 +50,7 @@ pub struct Response {
     #[serde(default)]
     pub entries: Vec<BlockView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<crate::status::Status>,
+    pub status: Option<Box<crate::status::Status>>,
 }
 
 /// One block as `block list` shows it.
@@ -132,7 +132,7 @@ pub fn handle(mitigation: &mut Mitigation, source: &StatusSource, request: Reque
             }
         }
         Request::Status => Response {
-            status: Some(source.read(mitigation)),
+            status: Some(Box::new(source.read(mitigation))),
             ..Response::entries(Vec::new())
         },
         Request::List => match mitigation.policy().blocks() {
