@@ -5,6 +5,7 @@
 
 mod bench;
 mod build;
+mod demo;
 mod env;
 mod lint;
 mod package;
@@ -51,12 +52,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Per-packet cost of the XDP program against an empty one (root);
+    /// The benchmarks (root): per-packet cost of the XDP and TC programs
+    /// (TestRun), live-frames throughput, an AF_PACKET tap, the daemon side;
     /// `--json PATH` also writes the results as JSON.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A one-minute tour: a namespace lab, the daemon, real HTTP and TLS
+    /// clients and a short flood, and what the daemon saw (root).
+    Demo,
     /// fmt check, host clippy and eBPF clippy.
     Lint,
     /// Format the whole workspace.
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Cmd::Run { args } => run::run(args),
         Cmd::Test { args } => test::run(args),
         Cmd::Bench { args } => bench::run(args),
+        Cmd::Demo => demo::run(),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
         Cmd::Package { out, binary } => package::run(out.as_deref(), binary.as_deref()),

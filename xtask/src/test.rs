@@ -13,6 +13,11 @@ pub fn run(extra: &[String]) -> Result<()> {
     p.step("clippy-host", lint::clippy_host)?;
     p.step("clippy-ebpf", lint::clippy_ebpf)?;
     p.step("test", || cargo_test(extra))?;
+    // The newcomers' tour runs too, so it cannot rot: a whole product run
+    // (lab, daemon, real clients, a flood) in about 20 s.
+    if extra.is_empty() {
+        p.step("demo", crate::demo::run)?;
+    }
     p.finish();
     Ok(())
 }

@@ -26,6 +26,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "promtool and a real Prometheus server for the deploy/prometheus tests",
     ),
+    ("hping3", "the bounded SYN flood of `cargo xtask demo`"),
     (
         "python3-yaml",
         "parsing the Kubernetes manifests in the deploy/kubernetes test",
