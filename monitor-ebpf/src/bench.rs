@@ -36,6 +36,9 @@ static BENCH_GEN_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 const GEN_MIXED: u32 = 1;
 /// SYNs from random sources in 198.18.0.0/15 and random ports.
 const GEN_SYN_FLOOD: u32 = 2;
+/// SYNs from one source, 198.18.0.66, from random ports: the flood a
+/// blocklist stops.
+const GEN_SYN_FLOOD_ONE_SOURCE: u32 = 3;
 
 /// Offsets in an untagged IPv4/TCP frame without options, the only shape
 /// the bench hands the generator.
@@ -81,7 +84,8 @@ pub fn hs_bench_gen(ctx: XdpContext) -> u32 {
     let frame = data as *mut u8;
     match mode {
         GEN_MIXED => mixed(frame, n),
-        GEN_SYN_FLOOD => syn_flood(frame),
+        GEN_SYN_FLOOD => syn_flood(frame, None),
+        GEN_SYN_FLOOD_ONE_SOURCE => syn_flood(frame, Some(0xc612_0042)),
         _ => {}
     }
     // SAFETY: a helper call with plain integer arguments.
@@ -121,13 +125,14 @@ fn mixed(frame: *mut u8, n: u64) {
     }
 }
 
-/// A SYN from a random source in 198.18.0.0/15, random source port, to a
-/// random one of 64 destination ports (spread over the port sketch).
+/// A SYN from `source` (else a random source in 198.18.0.0/15), random
+/// source port, to a random one of 64 destination ports (spread over the
+/// port sketch).
 #[inline(always)]
-fn syn_flood(frame: *mut u8) {
+fn syn_flood(frame: *mut u8, source: Option<u32>) {
     // SAFETY: helper calls without arguments.
     let (a, b) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
-    let src = 0xc612_0000u32 | (a & 0x1_ffff);
+    let src = source.unwrap_or(0xc612_0000u32 | (a & 0x1_ffff));
     let sport = 1024 + (b & 0xefff) as u16;
     let dport = 8000 + ((b >> 16) & 63) as u16;
     // SAFETY: every offset ends before REWRITE_END (see hs_bench_gen).

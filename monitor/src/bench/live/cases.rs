@@ -60,9 +60,10 @@ pub fn cases() -> Vec<LiveCase> {
             measured: vec![monitor("monitor", None)],
         },
         // SYN flood from random sources: the floor a mitigation has to
-        // approach is a bare XDP_DROP. In enforce mode the random sources
-        // stay under the per-source limit; their /24s do not, so the
-        // per-prefix limit drops the flood.
+        // approach is a bare XDP_DROP. In enforce mode no random source
+        // exceeds its limit, and in a half-second run no /24 spends its
+        // burst either: the flood passes, paying for the judgment (the
+        // SYN-cookie mode is the answer to this flood).
         LiveCase {
             name: "syn_flood",
             traffic: Traffic::SynFlood,
@@ -74,6 +75,23 @@ pub fn cases() -> Vec<LiveCase> {
                     "enforce",
                     Some(Arc::new(|programs| {
                         crate::bench::mitigation::enforce(programs, None)
+                    })),
+                ),
+            ],
+        },
+        // SYN flood from one source, the flood the blocklist is for: the
+        // monitor alone passes it to the stack; in enforce mode, with the
+        // source blocked, XDP drops it.
+        LiveCase {
+            name: "syn_flood_one_source",
+            traffic: Traffic::SynFloodOneSource,
+            baseline: bare("bare_drop", "hs_bench_drop"),
+            measured: vec![
+                monitor("monitor", None),
+                monitor(
+                    "enforce_blocked",
+                    Some(Arc::new(|programs| {
+                        crate::bench::mitigation::enforce(programs, Some("198.18.0.66"))
                     })),
                 ),
             ],

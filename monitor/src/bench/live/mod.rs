@@ -52,6 +52,8 @@ pub enum Traffic {
     TcpData,
     Mixed,
     SynFlood,
+    /// SYNs from one source (198.18.0.66), random ports.
+    SynFloodOneSource,
 }
 
 impl Traffic {
@@ -60,6 +62,7 @@ impl Traffic {
             Self::TcpData => 0,
             Self::Mixed => 1,
             Self::SynFlood => 2,
+            Self::SynFloodOneSource => 3,
         }
     }
 }
