@@ -21,6 +21,11 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error(
+        "config file {path} is writable by every user (mode {mode:o}): anyone could change what \
+         the daemon blocks; make it owner-only writable (`chmod o-w {path}`)"
+    )]
+    Unsafe { path: String, mode: u32 },
     #[error("config file {path}: {key} = {value}: {why}")]
     Entry {
         path: String,
@@ -116,6 +121,13 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         path: shown.clone(),
         source,
     })?;
+    // The daemon runs privileged and the file decides what it drops.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        if mode & 0o002 != 0 {
+            return Err(ConfigError::Unsafe { path: shown, mode });
+        }
+    }
     let config: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()

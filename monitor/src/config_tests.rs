@@ -255,3 +255,17 @@ fn a_missing_file_is_named() {
         .to_string();
     assert!(e.contains("/nonexistent/hm.toml"), "{e}");
 }
+
+#[test]
+fn a_world_writable_config_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = write("[monitor]\nlog_level = \"info\"\n");
+    std::fs::set_permissions(&f.0, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e = load(&f.0).unwrap_err().to_string();
+    assert!(
+        e.contains("is writable by every user (mode 666)") && e.contains("chmod o-w"),
+        "{e}"
+    );
+    std::fs::set_permissions(&f.0, std::fs::Permissions::from_mode(0o640)).unwrap();
+    load(&f.0).expect("owner-writable is fine");
+}

@@ -201,6 +201,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         args.mitigation.mode.name()
     );
     programs.keep_pins();
+    drop_capabilities(&attachments);
     systemd.ready(&status);
     let watchdog = Notifier::watchdog_interval().map(|every| {
         tokio::spawn(signals::ping_watchdog(
@@ -244,6 +245,39 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Everything is loaded, attached and bound: keep only what is still used.
+fn drop_capabilities(attachments: &[Attachment]) {
+    use crate::privilege::{CAP_BPF, CAP_NET_ADMIN, bpf_needs_capability, keep_only};
+    let mut keep = Vec::new();
+    // Before Linux 6.5 every bpf() command, map access included, needs
+    // CAP_BPF while unprivileged BPF is disabled; since then only loading does.
+    let old_kernel = aya::util::KernelVersion::current()
+        .is_ok_and(|v| v < aya::util::KernelVersion::new(6, 5, 0));
+    if old_kernel && bpf_needs_capability() {
+        keep.push(CAP_BPF);
+    }
+    if attachments
+        .iter()
+        .any(|a| a.tc == crate::ebpf::TcAttachMode::Clsact)
+    {
+        keep.push(CAP_NET_ADMIN);
+    }
+    let names: Vec<&str> = keep
+        .iter()
+        .map(|c| {
+            if *c == CAP_BPF {
+                "CAP_BPF"
+            } else {
+                "CAP_NET_ADMIN"
+            }
+        })
+        .collect();
+    match keep_only(&keep) {
+        Ok(_) => tracing::info!(kept = ?names, "dropped the capabilities no longer needed"),
+        Err(err) => tracing::warn!("could not drop capabilities: {err}"),
+    }
 }
 
 fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {

@@ -21,6 +21,7 @@ pub mod pins;
 pub mod port_metrics;
 pub mod ports;
 pub mod preflight;
+pub mod privilege;
 pub mod promfam;
 pub mod reload;
 pub mod signals;

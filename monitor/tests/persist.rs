@@ -211,3 +211,44 @@ fn pinned_state_of_an_incompatible_version_is_refused() {
     );
     attach::assert_nothing_attached(&link.peer_ns, &link.peer_if);
 }
+
+#[test]
+fn a_killed_daemon_leaves_the_documented_state_and_the_next_start_recovers() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    // Without --persist: SIGKILL closes the link fds, so nothing stays.
+    let mut plain = Monitor::start(&link.peer_ns, &link.peer_if, 19959, &["--pin-dir", ""]);
+    plain.daemon.stop(libc::SIGKILL);
+    attach::assert_nothing_attached(&link.peer_ns, &link.peer_if);
+
+    // With --persist: still attached and enforcing; the next start takes
+    // over (and so does `detach` after it).
+    let bpffs = Bpffs::mount();
+    let pins = bpffs.0.join("hm");
+    let pin_arg = pins.to_str().expect("utf-8").to_string();
+    let args = [
+        "--persist",
+        "--pin-dir",
+        &pin_arg,
+        "--mitigation",
+        "enforce",
+    ];
+    let mut first = Monitor::start(&link.peer_ns, &link.peer_if, 19960, &args);
+    let mut raw = RawClient::new(&lab.hub, link, CLOSED_PORT);
+    let out = first.daemon.block(&["add", &raw.addr.to_string()]);
+    assert!(out.status.success());
+    first.daemon.stop(libc::SIGKILL);
+    assert!(attach::xdp_program(&link.peer_ns, &link.peer_if).is_some());
+    assert!(
+        !syn_answered(&mut raw, 30_010),
+        "killed, yet the block must hold"
+    );
+    let mut second = Monitor::start(&link.peer_ns, &link.peer_if, 19934, &args);
+    let socket = second.daemon.control_socket.clone().expect("socket");
+    let listed = second.daemon.block(&["list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&raw.addr.to_string()));
+    assert!(second.daemon.terminate().success());
+    assert!(detach(&pins, &socket).status.success());
+    attach::assert_nothing_attached(&link.peer_ns, &link.peer_if);
+}

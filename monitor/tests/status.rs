@@ -102,3 +102,56 @@ fn status_without_a_daemon_says_so() {
         "{stderr}"
     );
 }
+
+/// A `/proc/PID/status` capability line as a mask.
+fn caps(pid: u32, line: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .expect("capability line")
+        .trim();
+    u64::from_str_radix(hex, 16).expect("hex mask")
+}
+
+#[test]
+fn capabilities_are_dropped_once_attached_and_nothing_breaks() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    let mut monitor = Monitor::start(
+        &link.peer_ns,
+        &link.peer_if,
+        19947,
+        &["--mitigation", "enforce"],
+    );
+    let pid = monitor.daemon.pid();
+    assert!(wait_until(Duration::from_secs(5), || {
+        monitor
+            .daemon
+            .stderr()
+            .contains("dropped the capabilities no longer needed")
+    }));
+    for set in ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:", "CapInh:"] {
+        assert_eq!(caps(pid, set), 0, "{set} of the running daemon");
+    }
+    // Maps are still read (scrape), written (block add) and the programs
+    // detach on exit, all without a capability.
+    let out = monitor.daemon.block(&["add", "198.19.40.0/24"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = monitor.scrape().text;
+    assert_eq!(
+        prom::value(
+            &text,
+            "handshake_blocklist_entries",
+            &[("origin", "manual")]
+        ),
+        Some(1.0)
+    );
+    assert!(monitor.daemon.terminate().success());
+    support::attach::assert_nothing_attached(&link.peer_ns, &link.peer_if);
+}

@@ -169,6 +169,11 @@ impl Daemon {
         self.stop(libc::SIGTERM)
     }
 
+    /// The daemon's pid (`ip netns exec` execs in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. SIGHUP) without waiting for anything.
     pub fn signal(&self, signal: libc::c_int) {
         // SAFETY: as in `stop`.
