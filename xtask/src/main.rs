@@ -7,11 +7,13 @@ mod bench;
 mod build;
 mod demo;
 mod env;
+mod lab;
 mod lint;
 mod package;
 mod proc;
 mod run;
 mod setup;
+mod soak;
 mod steps;
 mod test;
 
@@ -62,6 +64,12 @@ enum Cmd {
     /// A one-minute tour: a namespace lab, the daemon, real HTTP and TLS
     /// clients and a short flood, and what the daemon saw (root).
     Demo,
+    /// A bounded long run (default 10 min) of real traffic with floods on
+    /// and off: flat memory, nothing lost, nothing left behind (root).
+    Soak {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// fmt check, host clippy and eBPF clippy.
     Lint,
     /// Format the whole workspace.
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
         Cmd::Test { args } => test::run(args),
         Cmd::Bench { args } => bench::run(args),
         Cmd::Demo => demo::run(),
+        Cmd::Soak { args } => soak::run(args),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
         Cmd::Package { out, binary } => package::run(out.as_deref(), binary.as_deref()),
