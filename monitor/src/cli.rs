@@ -101,6 +101,11 @@ pub struct RunArgs {
     #[arg(long = "iface", value_name = "IF")]
     pub ifaces: Vec<String>,
 
+    /// TLS and basic authentication for the metrics endpoint, in the web
+    /// config format of node_exporter (tls_server_config, basic_auth_users).
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+
     /// Address and port of the /metrics and /healthz endpoint.
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: SocketAddr,

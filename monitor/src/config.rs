@@ -77,6 +77,7 @@ pub struct MonitorSection {
     pub events: Option<String>,
     pub pin_dir: Option<String>,
     pub persist: Option<bool>,
+    pub web_config: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +329,9 @@ impl ConfigFile {
         if let (false, Some(v)) = (from_cli("persist"), m.persist) {
             args.pins.persist = v;
         }
+        if let (false, Some(v)) = (from_cli("web_config"), &m.web_config) {
+            args.web_config = Some(std::path::PathBuf::from(v));
+        }
     }
 }
 
@@ -340,6 +344,10 @@ pub fn render(args: &RunArgs) -> String {
         let list: Vec<String> = args.ifaces.iter().map(|i| quote(i)).collect();
         format!("interfaces = [{}]", list.join(", "))
     };
+    let web_config = match &args.web_config {
+        Some(path) => format!("web_config = {}", quote(&path.display().to_string())),
+        None => "# web_config: not set, plain HTTP without authentication".to_string(),
+    };
     let events = match &args.events {
         Some(e) => format!("events = {}", quote(e)),
         None => "# events: not set, no events log".to_string(),
@@ -350,7 +358,7 @@ pub fn render(args: &RunArgs) -> String {
         None => "# alertmanager_url: not set, alerts are not pushed".to_string(),
     };
     format!(
-        "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\npin_dir = {}\npersist = {}\n\n\
+        "[monitor]\n{ifaces}\nmetrics_addr = {}\nlog_level = {}\n{events}\n{web_config}\npin_dir = {}\npersist = {}\n\n\
          [flows]\ntable_size = {}\nhandshake_timeout_seconds = {}\ninserts_per_sec_per_cpu = {}\n\n\
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
          [tls]\nhellos_per_sec_per_cpu = {}\n\n\

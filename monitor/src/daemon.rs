@@ -42,6 +42,11 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(Alertmanager::parse)
         .transpose()?;
+    let web = args
+        .web_config
+        .as_deref()
+        .map(crate::webconfig::load)
+        .transpose()?;
     // Bind first: a taken port must fail before anything is attached.
     let listener = http::bind(args.metrics_addr).await?;
 
@@ -187,7 +192,12 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         },
         stop_rx.clone(),
     ));
-    let server = tokio::spawn(http::serve(listener, Arc::new(registry), stop_rx.clone()));
+    let server = tokio::spawn(http::serve(
+        listener,
+        Arc::new(registry),
+        web,
+        stop_rx.clone(),
+    ));
     tracing::info!(
         metrics = %format!("http://{}/metrics", args.metrics_addr),
         interfaces = attachments.len(),

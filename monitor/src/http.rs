@@ -6,10 +6,12 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use prometheus::Registry;
 use thiserror::Error;
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    net::TcpListener,
     sync::watch,
 };
+
+use crate::webconfig::WebConfig;
 
 /// Longest request head accepted; scrapers send a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
@@ -47,6 +49,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
+    web: Option<Arc<WebConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -54,8 +57,17 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let registry = Arc::clone(&registry);
+                    let web = web.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = handle(stream, &registry).await {
+                        let served = match web.as_ref().and_then(|w| w.tls.clone()) {
+                            Some(tls) => match tokio::time::timeout(REQUEST_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => handle(stream, &registry, web.as_deref()).await,
+                                Ok(Err(err)) => Err(err),
+                                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
+                            },
+                            None => handle(stream, &registry, web.as_deref()).await,
+                        };
+                        if let Err(err) = served {
                             tracing::debug!("metrics connection: {err}");
                         }
                     });
@@ -70,16 +82,31 @@ pub async fn serve(
     }
 }
 
-async fn handle(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    registry: &Registry,
+    web: Option<&WebConfig>,
+) -> io::Result<()> {
     let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request head timed out"))??;
-    let response = respond(&head, registry);
+    let text = String::from_utf8_lossy(&head);
+    let path = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .split('?')
+        .next()
+        .unwrap_or("");
+    let response = match web {
+        Some(web) if !web.authorized(path, &text) => unauthorized(),
+        _ => respond(&head, registry),
+    };
     stream.write_all(&response).await?;
     stream.shutdown().await
 }
 
-async fn read_head(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -125,6 +152,18 @@ pub fn respond(head: &[u8], registry: &Registry) -> Vec<u8> {
         ),
         _ => response(404, "text/plain", b"not found: try /metrics or /healthz\n", head_only),
     }
+}
+
+fn unauthorized() -> Vec<u8> {
+    let body = b"unauthorized: this endpoint needs HTTP basic authentication\n";
+    let mut out = format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"handshake-monitor\"\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {

@@ -28,6 +28,7 @@ pub mod signals;
 pub mod status;
 pub mod tls;
 pub mod tls_capture;
+pub mod webconfig;
 
 /// The kernel object built by `build.rs` from `monitor-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));

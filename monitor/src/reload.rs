@@ -77,6 +77,7 @@ pub fn restart_only_changes(old: &RunArgs, new: &RunArgs) -> Vec<&'static str> {
     );
     check("monitor.pin_dir", old.pins.dir != new.pins.dir);
     check("monitor.persist", old.pins.persist != new.pins.persist);
+    check("monitor.web_config", old.web_config != new.web_config);
     check(
         "mitigation.control_socket",
         old.mitigation.control_socket != new.mitigation.control_socket,
