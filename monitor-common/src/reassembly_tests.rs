@@ -1,4 +1,6 @@
-use monitor_common::capture::{ChunkHeader, chunk_kind};
+use alloc::{vec, vec::Vec};
+
+use crate::capture::{ChunkHeader, chunk_kind};
 
 use super::*;
 
