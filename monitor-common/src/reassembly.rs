@@ -7,7 +7,7 @@
 
 use alloc::{collections::BTreeMap, vec::Vec};
 
-use crate::capture::{ChunkHeader, chunk_kind};
+use crate::capture::{ChunkHeader, MAX_HELLO_BYTES, chunk_kind};
 
 /// Hellos being assembled at once; past it the oldest is dropped.
 pub const MAX_PENDING: usize = 1024;
@@ -117,7 +117,7 @@ impl Reassembler {
             self.stats.duplicate += 1;
             return None;
         }
-        let total = header.total_len as usize;
+        let total = record_len(&header);
         if data.len() >= total {
             self.stats.completed += 1;
             let bytes = data[..total].to_vec();
@@ -155,7 +155,7 @@ impl Reassembler {
             self.pending.remove(&key);
             return None;
         }
-        let total = pending.first.total_len as usize;
+        let total = record_len(&pending.first);
         let room = total.saturating_sub(pending.bytes.len());
         pending
             .bytes
@@ -192,6 +192,14 @@ impl Reassembler {
             self.stats.evicted += 1;
         }
     }
+}
+
+/// Bytes of the record to assemble: its stated length, capped as the
+/// kernel caps it. The kernel never states more, but the length comes from
+/// shared memory: believing a larger one would reserve up to 4 GiB for a
+/// record (found by the `reassembly` fuzz target).
+fn record_len(header: &ChunkHeader) -> usize {
+    header.total_len.min(MAX_HELLO_BYTES) as usize
 }
 
 #[path = "reassembly_fuzz.rs"]
