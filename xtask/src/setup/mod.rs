@@ -5,6 +5,7 @@
 //! first instead of failing later with a less helpful error.
 
 mod bpf_linker;
+pub mod cargo_fuzz;
 mod packages;
 mod toolchain;
 
@@ -14,6 +15,7 @@ pub fn run() -> Result<()> {
     toolchain::check_nightly()?;
     toolchain::ensure_rust_src()?;
     bpf_linker::ensure()?;
+    cargo_fuzz::ensure()?;
     packages::ensure()?;
     Ok(())
 }
