@@ -54,9 +54,8 @@ pub fn run(seconds: u64, only: &[String]) -> Result<()> {
             .collect()
     };
     setup::cargo_fuzz::ensure()?;
-    // One build for all targets, so the budgets below are spent fuzzing.
-    proc::run(fuzz_cargo(["build", "-O"]).args(&targets))
-        .context("building the fuzz targets failed")?;
+    // One build of every target, so the budgets below are spent fuzzing.
+    proc::run(&mut fuzz_cargo(["build", "-O"])).context("building the fuzz targets failed")?;
     for target in targets {
         let start = Instant::now();
         let scratch = env::target_dir().join("fuzz-corpus").join(target);
