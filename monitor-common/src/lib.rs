@@ -9,7 +9,7 @@
 //! kernel.
 #![no_std]
 
-#[cfg(any(test, feature = "frames"))]
+#[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
@@ -29,6 +29,8 @@ pub mod iface;
 pub mod mitigation;
 pub mod parse;
 pub mod ports;
+#[cfg(any(test, feature = "alloc"))]
+pub mod reassembly;
 pub mod tcp_state;
 pub mod tls;
 

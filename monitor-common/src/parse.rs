@@ -339,3 +339,6 @@ pub fn read_source<V: PacketView + ?Sized>(
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+#[path = "parse_fuzz.rs"]
+pub mod fuzz;

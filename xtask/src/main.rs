@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod demo;
 mod env;
+mod fuzz;
 mod lab;
 mod lint;
 mod package;
@@ -47,7 +48,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The whole CI suite: setup, fmt, clippy (host and eBPF), tests.
+    /// The whole CI suite: setup, fmt, clippy (host and eBPF), tests, a
+    /// bounded fuzz run, the demo.
     Test {
         /// Extra args for the test harness, e.g. `--test-threads=1`; put
         /// cargo's own args before a `--`.
@@ -69,6 +71,15 @@ enum Cmd {
     Soak {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// A bounded cargo-fuzz run of the parsers and the TLS reassembly
+    /// (monitor-common/fuzz), installing cargo-fuzz if missing.
+    Fuzz {
+        /// Seconds of fuzzing per target.
+        #[arg(long, default_value_t = fuzz::DEFAULT_SECONDS, value_parser = fuzz::parse_seconds)]
+        seconds: u64,
+        /// Targets to run (default: all of them).
+        targets: Vec<String>,
     },
     /// fmt check, host clippy and eBPF clippy.
     Lint,
@@ -97,6 +108,7 @@ fn main() -> ExitCode {
         Cmd::Bench { args } => bench::run(args),
         Cmd::Demo => demo::run(),
         Cmd::Soak { args } => soak::run(args),
+        Cmd::Fuzz { seconds, targets } => fuzz::run(*seconds, targets),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
         Cmd::Package { out, binary } => package::run(out.as_deref(), binary.as_deref()),
@@ -151,6 +163,25 @@ mod tests {
             Cmd::Test { args } => assert_eq!(args, ["--test-threads=1"]),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn fuzz_seconds_and_targets() {
+        match parse(&["fuzz"]) {
+            Cmd::Fuzz { seconds, targets } => {
+                assert_eq!(seconds, fuzz::DEFAULT_SECONDS);
+                assert!(targets.is_empty());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse(&["fuzz", "--seconds", "5", "parse_tcp"]) {
+            Cmd::Fuzz { seconds, targets } => {
+                assert_eq!((seconds, targets), (5, vec!["parse_tcp".to_owned()]))
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let zero = Cli::try_parse_from(["xtask", "fuzz", "--seconds", "0"]);
+        assert!(zero.is_err());
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub fn run(extra: &[String]) -> Result<()> {
     p.step("clippy-host", lint::clippy_host)?;
     p.step("clippy-ebpf", lint::clippy_ebpf)?;
     p.step("test", || cargo_test(extra))?;
+    // A bounded fuzz run of every target (parsers, reassembly): about 20 s
+    // each after a one-off build. Skipped, like the demo, when the caller
+    // picked tests by name.
+    if extra.is_empty() {
+        p.step("fuzz", || crate::fuzz::run(crate::fuzz::CI_SECONDS, &[]))?;
+    }
     // The newcomers' tour runs too, so it cannot rot: a whole product run
     // (lab, daemon, real clients, a flood) in about 20 s.
     if extra.is_empty() {

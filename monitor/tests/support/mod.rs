@@ -18,6 +18,7 @@ pub mod privilege;
 pub mod prom;
 pub mod rawtcp;
 pub mod sockets;
+pub mod testrun;
 pub mod traffic;
 
 use std::{

@@ -5,6 +5,9 @@
 //! first instead of failing later with a less helpful error.
 
 mod bpf_linker;
+/// cargo-fuzz is installed by `cargo xtask fuzz` (and the fuzz step of
+/// `cargo xtask test`) itself: running the daemon does not need it.
+pub mod cargo_fuzz;
 mod packages;
 mod toolchain;
 

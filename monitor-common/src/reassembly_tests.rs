@@ -1,4 +1,6 @@
-use monitor_common::capture::{ChunkHeader, chunk_kind};
+use alloc::{vec, vec::Vec};
+
+use crate::capture::{ChunkHeader, MAX_HELLO_BYTES, chunk_kind};
 
 use super::*;
 
@@ -143,4 +145,35 @@ fn alerts_pass_straight_through() {
         })
     ));
     assert_eq!(r.push(h, &[21, 3, 3]), None);
+}
+
+/// Found by the `reassembly` fuzz target: a first chunk stating a record
+/// of u32::MAX bytes made the reassembler reserve 4 GiB. The stated length
+/// is now capped at the kernel's own cap, for the reservation and for the
+/// record.
+#[test]
+fn a_stated_length_beyond_the_kernel_cap_is_capped() {
+    let mut r = Reassembler::new();
+    let h = header(chunk_kind::HELLO_START, 0, 0, u32::MAX, 10, 1);
+    assert_eq!(r.push(h, &[22; 10]), None);
+    assert_eq!(r.pending(), 1);
+    let rec = record(MAX_HELLO_BYTES as usize);
+    let mut seq = 10;
+    let mut out = None;
+    for chunk in rec[10..].chunks(4096) {
+        let c = header(chunk_kind::CONTINUATION, seq, 0, u32::MAX, chunk.len(), 1);
+        out = r.push(c, chunk);
+        seq += chunk.len() as u32;
+    }
+    let Some(Assembled::Hello {
+        bytes, segments, ..
+    }) = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(bytes.len(), MAX_HELLO_BYTES as usize);
+    assert_eq!(segments, 5);
+    assert_eq!(r.pending(), 0);
+    // The crashing input itself, through the fuzz checks.
+    crate::reassembly::fuzz::chunks(&[0, 0, 4, 3, 132, 10, 0]);
 }
