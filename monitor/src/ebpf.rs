@@ -13,12 +13,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray},
-    programs::{
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
-        tc::{self, TcAttachOptions},
-        xdp::XdpLinkId,
-    },
-    util::KernelVersion,
+    programs::{ProgramError, SchedClassifier, Xdp},
 };
 use monitor_common::{
     counters::{Direction, DirectionCounters, counter_index},
@@ -28,6 +23,9 @@ use monitor_common::{
 use thiserror::Error;
 
 use crate::{flows::FlowSettings, interfaces::Interface};
+
+pub use crate::attach::{Attachment, TcAttachMode, XdpAttachMode};
+pub(crate) use crate::attach::{attach_tc, attach_xdp, tc_program, xdp_program};
 
 pub const XDP_PROGRAM: &str = "hs_xdp_ingress";
 pub const TC_PROGRAM: &str = "hs_tc_egress";
@@ -85,50 +83,6 @@ pub enum EbpfError {
     },
     #[error("no room for interface {iface} (ifindex {ifindex}) in the interface table")]
     TableFull { iface: String, ifindex: u32 },
-}
-
-/// Where XDP runs on an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XdpAttachMode {
-    /// In the driver, before an skb exists.
-    Native,
-    /// In the stack after skb allocation: slower, works on any device.
-    Generic,
-}
-
-impl XdpAttachMode {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Native => "native",
-            Self::Generic => "generic",
-        }
-    }
-}
-
-/// How the egress program is hooked in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcAttachMode {
-    /// TCX link (Linux 6.6+): owned by the process, composes with others.
-    Tcx,
-    /// clsact qdisc filter on older kernels.
-    Clsact,
-}
-
-impl TcAttachMode {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Tcx => "tcx",
-            Self::Clsact => "clsact",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub iface: Interface,
-    pub slot: u32,
-    pub xdp: XdpAttachMode,
-    pub tc: TcAttachMode,
 }
 
 /// The loaded kernel object: programs, maps and the links holding them on
@@ -399,111 +353,6 @@ pub fn write_settings<T: aya::Pod>(
     let map_err = |source| EbpfError::Map { map: name, source };
     let mut table: Array<_, T> = Array::try_from(map).map_err(map_err)?;
     table.set(0, value, 0).map_err(map_err)
-}
-
-pub(crate) fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, EbpfError> {
-    ebpf.program_mut(XDP_PROGRAM)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(EbpfError::Missing {
-            kind: "XDP program",
-            name: XDP_PROGRAM,
-        })
-}
-
-pub(crate) fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, EbpfError> {
-    ebpf.program_mut(TC_PROGRAM)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(EbpfError::Missing {
-            kind: "TC program",
-            name: TC_PROGRAM,
-        })
-}
-
-/// The errno behind an attach failure, through aya's error layers.
-fn errno(err: &ProgramError) -> Option<i32> {
-    match err {
-        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
-        ProgramError::XdpError(aya::programs::xdp::XdpError::NetlinkError(e)) => e.raw_os_error(),
-        _ => None,
-    }
-}
-
-/// An error with its sources: aya's messages name the syscall, the source
-/// names the errno.
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-fn is_busy(err: &ProgramError) -> bool {
-    matches!(errno(err), Some(libc::EBUSY | libc::EEXIST))
-}
-
-pub(crate) fn attach_xdp(
-    program: &mut Xdp,
-    iface: &Interface,
-) -> Result<(XdpAttachMode, XdpLinkId), EbpfError> {
-    let native = match program.attach_to_if_index(iface.ifindex, XdpMode::Driver) {
-        Ok(id) => return Ok((XdpAttachMode::Native, id)),
-        Err(err) if is_busy(&err) => {
-            return Err(EbpfError::XdpBusy {
-                iface: iface.name.clone(),
-            });
-        }
-        Err(err) => err,
-    };
-    match program.attach_to_if_index(iface.ifindex, XdpMode::Skb) {
-        Ok(id) => {
-            tracing::warn!(
-                interface = %iface.name,
-                reason = %describe(&native),
-                "native XDP is not available on this interface; running in generic (SKB) mode, \
-                 which sees the same packets at a higher cost per packet"
-            );
-            Ok((XdpAttachMode::Generic, id))
-        }
-        Err(err) if is_busy(&err) => Err(EbpfError::XdpBusy {
-            iface: iface.name.clone(),
-        }),
-        Err(generic) => Err(EbpfError::XdpAttach {
-            iface: iface.name.clone(),
-            native: describe(&native),
-            generic: describe(&generic),
-        }),
-    }
-}
-
-fn attach_tc(program: &mut SchedClassifier, iface: &Interface) -> Result<TcAttachMode, EbpfError> {
-    let tc_err = |source| EbpfError::TcAttach {
-        iface: iface.name.clone(),
-        source,
-    };
-    if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)) {
-        program
-            .attach_with_options(
-                &iface.name,
-                TcAttachType::Egress,
-                TcAttachOptions::TcxOrder(Default::default()),
-            )
-            .map_err(tc_err)?;
-        return Ok(TcAttachMode::Tcx);
-    }
-    match tc::qdisc_add_clsact(&iface.name) {
-        Ok(()) => {}
-        // Someone (maybe an earlier run) already added one: share it.
-        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(tc_err(ProgramError::TcError(e))),
-    }
-    program
-        .attach(&iface.name, TcAttachType::Egress)
-        .map_err(tc_err)?;
-    Ok(TcAttachMode::Clsact)
 }
 
 /// Reads the per-CPU counters and sums the CPUs.

@@ -1,6 +1,7 @@
 //! handshake-monitor daemon: loads the kernel programs, attaches them to the
 //! monitored interfaces, and serves what they count as Prometheus metrics.
 
+pub mod attach;
 pub mod bench;
 pub mod cli;
 pub mod config;
