@@ -173,17 +173,9 @@ impl Programs {
     /// With a pinned slot table, the slots an earlier run gave interfaces:
     /// the same interface keeps its slot (and its pinned counters).
     fn adopt_slots(&mut self) -> Result<(), EbpfError> {
-        let map_err = |source| EbpfError::Map {
-            map: IFINDEX_SLOTS_MAP,
-            source,
-        };
-        let map = self.ebpf.map(IFINDEX_SLOTS_MAP).ok_or(EbpfError::Missing {
-            kind: "map",
-            name: IFINDEX_SLOTS_MAP,
-        })?;
-        let table: Array<_, IfindexSlot> = Array::try_from(map).map_err(map_err)?;
+        let table = slot_table(&mut self.ebpf)?;
         for (position, entry) in self.slots.iter_mut().enumerate() {
-            *entry = table.get(&(position as u32), 0).map_err(map_err)?;
+            *entry = table.get(&(position as u32), 0).map_err(slot_map_err)?;
         }
         Ok(())
     }
@@ -191,24 +183,15 @@ impl Programs {
     /// Forgets every interface but `keep` in the slot table (persist: the
     /// ones an earlier run watched and this one does not).
     pub fn forget_other_interfaces(&mut self, keep: &[u32]) -> Result<Vec<u32>, EbpfError> {
-        let map_err = |source| EbpfError::Map {
-            map: IFINDEX_SLOTS_MAP,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(IFINDEX_SLOTS_MAP)
-            .ok_or(EbpfError::Missing {
-                kind: "map",
-                name: IFINDEX_SLOTS_MAP,
-            })?;
-        let mut table: Array<_, IfindexSlot> = Array::try_from(map).map_err(map_err)?;
+        let mut table = slot_table(&mut self.ebpf)?;
         let mut forgotten = Vec::new();
         for (position, entry) in self.slots.iter_mut().enumerate() {
             if entry.ifindex != 0 && !keep.contains(&entry.ifindex) {
                 forgotten.push(entry.ifindex);
                 *entry = IfindexSlot::default();
-                table.set(position as u32, *entry, 0).map_err(map_err)?;
+                table
+                    .set(position as u32, *entry, 0)
+                    .map_err(slot_map_err)?;
             }
         }
         Ok(forgotten)
@@ -253,24 +236,9 @@ impl Programs {
             ifindex: iface.ifindex,
             slot,
         };
-        let map = self
-            .ebpf
-            .map_mut(IFINDEX_SLOTS_MAP)
-            .ok_or(EbpfError::Missing {
-                kind: "map",
-                name: IFINDEX_SLOTS_MAP,
-            })?;
-        let mut table: Array<_, IfindexSlot> =
-            Array::try_from(map).map_err(|source| EbpfError::Map {
-                map: IFINDEX_SLOTS_MAP,
-                source,
-            })?;
-        table
+        slot_table(&mut self.ebpf)?
             .set(position, entry, 0)
-            .map_err(|source| EbpfError::Map {
-                map: IFINDEX_SLOTS_MAP,
-                source,
-            })?;
+            .map_err(slot_map_err)?;
         self.slots[position as usize] = entry;
         Ok(slot)
     }
@@ -327,6 +295,22 @@ impl Programs {
 
     pub fn tc(&mut self) -> Result<&mut SchedClassifier, EbpfError> {
         tc_program(&mut self.ebpf)
+    }
+}
+
+/// The ifindex -> slot table the programs read.
+fn slot_table(ebpf: &mut Ebpf) -> Result<Array<&mut MapData, IfindexSlot>, EbpfError> {
+    let map = ebpf.map_mut(IFINDEX_SLOTS_MAP).ok_or(EbpfError::Missing {
+        kind: "map",
+        name: IFINDEX_SLOTS_MAP,
+    })?;
+    Array::try_from(map).map_err(slot_map_err)
+}
+
+fn slot_map_err(source: aya::maps::MapError) -> EbpfError {
+    EbpfError::Map {
+        map: IFINDEX_SLOTS_MAP,
+        source,
     }
 }
 

@@ -26,11 +26,10 @@ use support::{
     bpffs::Bpffs,
     cmd,
     daemon::{BINARY, run_to_exit},
-    handshakes::Monitor,
+    handshakes::{Monitor, SERVER, Series},
     lab::NetnsLab,
-    prom,
     rawtcp::RawClient,
-    require_root, traffic, wait_until,
+    require_root, traffic,
 };
 
 /// Nobody listens there: the stack answers a SYN that reaches it with a RST.
@@ -74,18 +73,8 @@ fn pinned_programs_outlive_the_daemon_and_the_next_one_takes_over() {
     let server = traffic::Server::start(&link.peer_ns, addr, 3);
     traffic::exchange_many(&lab.hub, addr, 3);
     server.join();
-    let completed = [
-        ("interface", link.peer_if.as_str()),
-        ("role", "server"),
-        ("result", "completed"),
-    ];
-    assert!(wait_until(Duration::from_secs(5), || {
-        prom::value(
-            &first.scrape().text,
-            "handshake_tcp_handshakes_total",
-            &completed,
-        ) == Some(3.0)
-    }));
+    let settled = first.settled_at(Series::Handshakes(SERVER, "completed"), 3.0);
+    assert_eq!(settled.value(Series::Handshakes(SERVER, "completed")), 3.0);
     let mut raw = RawClient::new(&lab.hub, link, CLOSED_PORT);
     let blocked = format!("{}/32", raw.addr);
     let out = first.daemon.block(&["add", &blocked]);
@@ -120,11 +109,12 @@ fn pinned_programs_outlive_the_daemon_and_the_next_one_takes_over() {
     let second = Monitor::start(&link.peer_ns, &link.peer_if, 19957, &args);
     let xdp_after = attach::xdp_program(&link.peer_ns, &link.peer_if).expect("XDP attached");
     assert_ne!(xdp_after, xdp_before, "a new program on the same link");
-    let text = second.scrape().text;
+    // Exactly, at once: the pinned counters, not new traffic.
     assert_eq!(
-        prom::value(&text, "handshake_tcp_handshakes_total", &completed),
-        Some(3.0),
-        "{text}"
+        second
+            .scrape()
+            .value(Series::Handshakes(SERVER, "completed")),
+        3.0
     );
     let listed = second.daemon.block(&["list"]);
     assert!(String::from_utf8_lossy(&listed.stdout).contains(&blocked));

@@ -13,7 +13,10 @@ mod support;
 use std::{net::SocketAddr, process::Command, time::Duration};
 
 use support::{
-    daemon::BINARY, handshakes::Monitor, lab::NetnsLab, prom, require_root, traffic, wait_until,
+    daemon::BINARY,
+    handshakes::{Monitor, SERVER, Series},
+    lab::NetnsLab,
+    prom, require_root, traffic, wait_until,
 };
 
 fn run(args: &[&str], socket: &str) -> (bool, String, String) {
@@ -45,18 +48,8 @@ fn status_and_top_summarise_the_running_daemon() {
     let server = traffic::Server::start(&link.peer_ns, addr, 3);
     traffic::exchange_many(&lab.hub, addr, 3);
     server.join();
-    let completed = [
-        ("interface", link.peer_if.as_str()),
-        ("role", "server"),
-        ("result", "completed"),
-    ];
-    assert!(wait_until(Duration::from_secs(5), || {
-        prom::value(
-            &monitor.scrape().text,
-            "handshake_tcp_handshakes_total",
-            &completed,
-        ) == Some(3.0)
-    }));
+    let settled = monitor.settled_at(Series::Handshakes(SERVER, "completed"), 3.0);
+    assert_eq!(settled.value(Series::Handshakes(SERVER, "completed")), 3.0);
     let out = monitor.daemon.block(&["add", "198.19.30.0/24"]);
     assert!(out.status.success());
 

@@ -21,6 +21,7 @@ use support::{
     attach,
     daemon::{BINARY, Daemon, run_to_exit},
     lab::NetnsLab,
+    openssl::Cert,
     require_root,
 };
 
@@ -44,36 +45,6 @@ fn dir() -> Dir {
     Dir(d)
 }
 
-fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            "/CN=metrics.test",
-            "-days",
-            "1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "making a test certificate");
-    (cert, key)
-}
-
 /// curl inside `ns`: (HTTP status code, body). 000 when no HTTP answer.
 fn curl(ns: &str, args: &[&str]) -> (String, String) {
     let out = Command::new("ip")
@@ -93,7 +64,8 @@ fn metrics_over_tls_with_basic_auth() {
     let lab = NetnsLab::pair();
     let link = lab.link();
     let d = dir();
-    let (cert, key) = certificate(&d.0);
+    let tls = Cert::new();
+    let (cert, key) = (tls.cert(), tls.key());
     let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
     let web = d.0.join("web.yml");
     std::fs::write(
@@ -157,10 +129,10 @@ fn metrics_over_tls_with_basic_auth() {
             "--cacert",
             cert.to_str().expect("utf-8"),
             "--resolve",
-            "metrics.test:19948:127.0.0.1",
+            "example.test:19948:127.0.0.1",
             "-u",
             "prometheus:s3cret",
-            "https://metrics.test:19948/metrics",
+            "https://example.test:19948/metrics",
         ],
     );
     assert_eq!(code, "200");
@@ -174,7 +146,8 @@ fn a_bad_web_config_is_named_and_attaches_nothing() {
     let lab = NetnsLab::pair();
     let link = lab.link();
     let d = dir();
-    let (cert, _) = certificate(&d.0);
+    let tls = Cert::new();
+    let cert = tls.cert();
     let cases = [
         (
             "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n",
