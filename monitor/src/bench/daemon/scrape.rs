@@ -55,6 +55,24 @@ impl Daemon {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// CPU time the daemon has used, user and system, in seconds.
+    fn cpu_secs(&self) -> anyhow::Result<f64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces, inside
+        // parentheses): utime and stime are the 12th and 13th of them.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("short /proc/PID/stat")?
+            .iter()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0))
+            .sum();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok(ticks / hz.max(1.0))
+    }
+
     /// VmRSS in MiB (`ip netns exec` execs the daemon: same pid).
     fn rss_mib(&self) -> anyhow::Result<f64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -127,6 +145,9 @@ fn scrape() -> anyhow::Result<Scrape> {
 pub struct DaemonFigures {
     pub rss_loaded_mib: f64,
     pub rss_after_mib: f64,
+    /// The daemon's CPU use while the kernel handled the flood and the mix
+    /// (and for the settling seconds after), in percent of one core.
+    pub cpu_percent: f64,
     /// Scrape times right after start (empty flow table), and after the
     /// traffic.
     pub idle_scrape_ms: Vec<f64>,
@@ -165,15 +186,19 @@ pub fn measure(lab: &Lab) -> anyhow::Result<DaemonFigures> {
     }
     let rss_loaded_mib = daemon.rss_mib()?;
     let (idle_scrape_ms, _) = lab.run_inside(scrapes)??;
+    let (cpu_before, wall) = (daemon.cpu_secs()?, Instant::now());
     drive(lab, Traffic::SynFlood)?;
     drive(lab, Traffic::Mixed)?;
     // A flow sweep and a top-ports refresh (1 s each) turn the traffic
     // into series.
     thread::sleep(Duration::from_millis(2500));
+    let cpu_percent =
+        100.0 * (daemon.cpu_secs()? - cpu_before) / wall.elapsed().as_secs_f64();
     let (scrape_ms, first) = lab.run_inside(scrapes)??;
     Ok(DaemonFigures {
         rss_loaded_mib,
         rss_after_mib: daemon.rss_mib()?,
+        cpu_percent,
         idle_scrape_ms,
         scrape_ms,
         series: first.series,
