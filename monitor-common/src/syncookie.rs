@@ -79,9 +79,12 @@ pub struct SyncookieConfig {
     /// Window shift the SYN-ACK offers ([`RCV_WSCALE`]).
     pub wscale: u8,
     pub _pad: [u8; 3],
+    /// Entries in the port table: 0 skips its lookup (no cost while the
+    /// mode is off).
+    pub ports: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<SyncookieConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<SyncookieConfig>() == 12);
 
 impl Default for SyncookieConfig {
     fn default() -> Self {
@@ -90,6 +93,7 @@ impl Default for SyncookieConfig {
             mss6: 1440,
             wscale: RCV_WSCALE,
             _pad: [0; 3],
+            ports: 0,
         }
     }
 }
@@ -192,6 +196,20 @@ impl Default for TcpOptions {
 /// up to there stands.
 #[inline(always)]
 pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
+    parse_options_with(hdr, len, |i, _| i)
+}
+
+/// [`parse_options`], passing the cursor and the options read so far
+/// through `launder` at each step. The kernel programs launder them
+/// through map memory, so that the verifier sees unknown values at every
+/// iteration and verifies the loop body once per iteration, rather than
+/// once per combination of option lengths and options seen.
+#[inline(always)]
+pub fn parse_options_with(
+    hdr: &[u8; TCP_MAX_HEADER],
+    len: usize,
+    mut launder: impl FnMut(usize, &mut TcpOptions) -> usize,
+) -> TcpOptions {
     let mut out = TcpOptions::default();
     let len = if len > TCP_MAX_HEADER {
         TCP_MAX_HEADER
@@ -201,6 +219,7 @@ pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
     let mut i = 20;
     // Each pass consumes at least one byte: 40 passes cover 40 bytes.
     for _ in 0..TCP_MAX_HEADER - 20 {
+        i = launder(i, &mut out);
         if i >= len {
             break;
         }

@@ -22,6 +22,7 @@ pub mod preflight;
 pub mod promfam;
 pub mod reload;
 pub mod signals;
+pub mod syncookies;
 pub mod tls;
 pub mod tls_capture;
 

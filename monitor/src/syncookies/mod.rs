@@ -1,0 +1,246 @@
+//! SYN cookies from XDP, the daemon's half: loads and attaches the TC
+//! ingress program that turns valid cookie ACKs into connections, decides
+//! which (interface, port) pairs answer SYNs with cookies (always, or
+//! while a SynFlood alert fires on the interface), and writes that into the
+//! port table the kernel programs read. See docs/mitigation.md.
+
+pub mod config;
+pub mod kfunc;
+pub mod metrics;
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{SchedClassifier, TcAttachType, tc::TcAttachOptions},
+};
+use monitor_common::syncookie::{
+    PortState, SyncookieConfig, SyncookieCounters, SyncookieMode, VALIDATE_GRACE_SECS, port_key,
+};
+use thiserror::Error;
+
+use crate::{
+    ebpf::{EbpfError, Programs, take_map},
+    interfaces::Interface,
+};
+
+pub const TC_INGRESS_PROGRAM: &str = "hs_tc_ingress";
+const PORTS_MAP: &str = "SYNCOOKIE_PORTS";
+const CONFIG_MAP: &str = "SYNCOOKIE_CONFIG";
+const STATS_MAP: &str = "SYNCOOKIE_STATS";
+
+/// The `[syncookies]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncookieSettings {
+    pub mode: SyncookieMode,
+    /// Protected ports; empty: the `--port` ports.
+    pub ports: Vec<u16>,
+    /// In `on-flood`, keep answering this long after the alert clears.
+    pub hold: Duration,
+}
+
+impl Default for SyncookieSettings {
+    fn default() -> Self {
+        Self {
+            mode: SyncookieMode::Off,
+            ports: Vec::new(),
+            hold: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SyncookieError {
+    #[error(
+        "SYN cookies need the kfunc {} (Linux 6.9 or later, CONFIG_SYN_COOKIES) and the \
+         running kernel's BTF has none; set syncookies.mode = \"off\"",
+        kfunc::ASSIGN_REQSK
+    )]
+    NoKfunc,
+    #[error("SYN cookies protect no port: list them in syncookies.ports or name them with --port")]
+    NoPorts,
+    #[error("SYN cookies: {0}")]
+    Ebpf(#[from] EbpfError),
+    #[error("the kernel rejected the SYN-cookie ACK program {TC_INGRESS_PROGRAM}")]
+    Load(#[source] aya::programs::ProgramError),
+    #[error("attaching the SYN-cookie ACK program to {iface} (TCX ingress) failed")]
+    Attach {
+        iface: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("writing the SYN-cookie port table")]
+    Map(#[from] aya::maps::MapError),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PortEntry {
+    written: PortState,
+    last_flood: Option<Instant>,
+    last_answer: Option<Instant>,
+}
+
+pub struct Syncookies {
+    settings: SyncookieSettings,
+    ports: HashMap<MapData, u32, PortState>,
+    config: Array<MapData, SyncookieConfig>,
+    stats: PerCpuArray<MapData, SyncookieCounters>,
+    interfaces: Vec<(String, u32)>,
+    entries: BTreeMap<(u32, u16), PortEntry>,
+}
+
+impl Syncookies {
+    /// Takes the maps and, unless the mode is off, loads the ACK program
+    /// and attaches it at TCX ingress on every interface (links held by
+    /// the loaded object, like the other programs).
+    pub fn start(
+        programs: &mut Programs,
+        settings: SyncookieSettings,
+        interfaces: &[Interface],
+        slots: Vec<(String, u32)>,
+    ) -> Result<Self, SyncookieError> {
+        if settings.mode != SyncookieMode::Off {
+            if settings.ports.is_empty() {
+                return Err(SyncookieError::NoPorts);
+            }
+            if kfunc::assign_reqsk_id(std::path::Path::new(crate::preflight::KERNEL_BTF_PATH))
+                .is_none()
+            {
+                return Err(SyncookieError::NoKfunc);
+            }
+            let program: &mut SchedClassifier = programs
+                .ebpf_mut()
+                .program_mut(TC_INGRESS_PROGRAM)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(EbpfError::Missing {
+                    kind: "TC program",
+                    name: TC_INGRESS_PROGRAM,
+                })?;
+            program.load().map_err(SyncookieError::Load)?;
+            for iface in interfaces {
+                program
+                    .attach_with_options(
+                        &iface.name,
+                        TcAttachType::Ingress,
+                        TcAttachOptions::TcxOrder(Default::default()),
+                    )
+                    .map_err(|source| SyncookieError::Attach {
+                        iface: iface.name.clone(),
+                        source,
+                    })?;
+            }
+        }
+        let mut this = Self {
+            settings,
+            ports: take_map(programs.ebpf_mut(), PORTS_MAP)?,
+            config: take_map(programs.ebpf_mut(), CONFIG_MAP)?,
+            stats: take_map(programs.ebpf_mut(), STATS_MAP)?,
+            interfaces: slots,
+            entries: BTreeMap::new(),
+        };
+        this.write_config()?;
+        this.tick(&[], Instant::now())?;
+        Ok(this)
+    }
+
+    pub fn settings(&self) -> &SyncookieSettings {
+        &self.settings
+    }
+
+    pub fn interfaces(&self) -> &[(String, u32)] {
+        &self.interfaces
+    }
+
+    fn write_config(&mut self) -> Result<(), aya::maps::MapError> {
+        let cfg = SyncookieConfig {
+            ports: self
+                .entries
+                .values()
+                .filter(|e| e.written.validate != 0)
+                .count() as u32,
+            ..SyncookieConfig::default()
+        };
+        self.config.set(0, cfg, 0)
+    }
+
+    /// Whether `port` on interface `slot` answers SYNs with cookies now.
+    pub fn active(&self, slot: u32, port: u16) -> bool {
+        self.entries
+            .get(&(slot, port))
+            .is_some_and(|e| e.written.answer != 0)
+    }
+
+    /// Once a second: which ports answer SYNs, given where SynFlood fires.
+    /// A port keeps validating cookie ACKs for [`VALIDATE_GRACE_SECS`]
+    /// after it stops answering, so handshakes in flight complete.
+    pub fn tick(&mut self, flooded: &[String], now: Instant) -> Result<(), SyncookieError> {
+        let grace = Duration::from_secs(VALIDATE_GRACE_SECS);
+        let mut changed = false;
+        for (name, slot) in self.interfaces.clone() {
+            let flood = flooded.contains(&name);
+            for &port in &self.settings.ports {
+                let entry = self.entries.entry((slot, port)).or_default();
+                if flood {
+                    entry.last_flood = Some(now);
+                }
+                let held = entry
+                    .last_flood
+                    .is_some_and(|t| now.duration_since(t) < self.settings.hold);
+                let answer = match self.settings.mode {
+                    SyncookieMode::Off => false,
+                    SyncookieMode::Always => true,
+                    SyncookieMode::OnFlood => held,
+                };
+                if answer {
+                    entry.last_answer = Some(now);
+                }
+                let validate = entry
+                    .last_answer
+                    .is_some_and(|t| now.duration_since(t) < grace);
+                let want = PortState {
+                    answer: u32::from(answer),
+                    validate: u32::from(validate),
+                };
+                if want == entry.written {
+                    continue;
+                }
+                if (want.answer != 0) != (entry.written.answer != 0) {
+                    tracing::warn!(
+                        interface = %name,
+                        port,
+                        mode = self.settings.mode.name(),
+                        "SYN cookies {} for this port",
+                        if answer { "on: XDP answers its SYNs" } else { "off: its SYNs go to the stack again" }
+                    );
+                }
+                let key = port_key(slot, port);
+                if want == PortState::default() {
+                    let _ = self.ports.remove(&key);
+                } else {
+                    self.ports.insert(key, want, 0)?;
+                }
+                entry.written = want;
+                changed = true;
+            }
+        }
+        if changed {
+            self.write_config()?;
+        }
+        Ok(())
+    }
+
+    /// The counters of interface `slot`, summed over CPUs.
+    pub fn counters(&self, slot: u32) -> Result<SyncookieCounters, aya::maps::MapError> {
+        let values = self.stats.get(&slot, 0)?;
+        let mut sum = SyncookieCounters::default();
+        for cpu in values.iter() {
+            for (s, v) in sum.events.iter_mut().zip(cpu.events) {
+                *s = s.wrapping_add(v);
+            }
+        }
+        Ok(sum)
+    }
+}
