@@ -177,33 +177,13 @@ impl Syncookies {
     /// A port keeps validating cookie ACKs for [`VALIDATE_GRACE_SECS`]
     /// after it stops answering, so handshakes in flight complete.
     pub fn tick(&mut self, flooded: &[String], now: Instant) -> Result<(), SyncookieError> {
-        let grace = Duration::from_secs(VALIDATE_GRACE_SECS);
         let mut changed = false;
         for (name, slot) in self.interfaces.clone() {
             let flood = flooded.contains(&name);
             for &port in &self.settings.ports {
                 let entry = self.entries.entry((slot, port)).or_default();
-                if flood {
-                    entry.last_flood = Some(now);
-                }
-                let held = entry
-                    .last_flood
-                    .is_some_and(|t| now.duration_since(t) < self.settings.hold);
-                let answer = match self.settings.mode {
-                    SyncookieMode::Off => false,
-                    SyncookieMode::Always => true,
-                    SyncookieMode::OnFlood => held,
-                };
-                if answer {
-                    entry.last_answer = Some(now);
-                }
-                let validate = entry
-                    .last_answer
-                    .is_some_and(|t| now.duration_since(t) < grace);
-                let want = PortState {
-                    answer: u32::from(answer),
-                    validate: u32::from(validate),
-                };
+                let want = decide(entry, self.settings.mode, self.settings.hold, flood, now);
+                let answer = want.answer != 0;
                 if want == entry.written {
                     continue;
                 }
@@ -242,5 +222,83 @@ impl Syncookies {
             }
         }
         Ok(sum)
+    }
+}
+
+/// What a port's entry should say now, noting the flood and the answering
+/// in `entry`: answer always, or while flooded and `hold` after; validate
+/// while answering and [`VALIDATE_GRACE_SECS`] after.
+fn decide(
+    entry: &mut PortEntry,
+    mode: SyncookieMode,
+    hold: Duration,
+    flood: bool,
+    now: Instant,
+) -> PortState {
+    if flood {
+        entry.last_flood = Some(now);
+    }
+    let held = entry
+        .last_flood
+        .is_some_and(|t| now.duration_since(t) < hold);
+    let answer = match mode {
+        SyncookieMode::Off => false,
+        SyncookieMode::Always => true,
+        SyncookieMode::OnFlood => flood || held,
+    };
+    if answer {
+        entry.last_answer = Some(now);
+    }
+    let grace = Duration::from_secs(VALIDATE_GRACE_SECS);
+    let validate = entry
+        .last_answer
+        .is_some_and(|t| now.duration_since(t) < grace);
+    PortState {
+        answer: u32::from(answer),
+        validate: u32::from(validate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(answer: u32, validate: u32) -> PortState {
+        PortState { answer, validate }
+    }
+
+    #[test]
+    fn on_flood_answers_while_flooded_then_holds_then_validates() {
+        let (mut e, hold, t0) = (
+            PortEntry::default(),
+            Duration::from_secs(30),
+            Instant::now(),
+        );
+        let at = |s| t0 + Duration::from_secs(s);
+        let on = SyncookieMode::OnFlood;
+        assert_eq!(decide(&mut e, on, hold, false, at(0)), state(0, 0));
+        assert_eq!(decide(&mut e, on, hold, true, at(1)), state(1, 1));
+        // The alert clears at 2: held until 1 + 30.
+        assert_eq!(decide(&mut e, on, hold, false, at(30)), state(1, 1));
+        assert_eq!(decide(&mut e, on, hold, false, at(31)), state(0, 1));
+        // Cookies of the last answered second stay valid for the grace.
+        let last = 30 + VALIDATE_GRACE_SECS;
+        assert_eq!(decide(&mut e, on, hold, false, at(last - 1)), state(0, 1));
+        assert_eq!(decide(&mut e, on, hold, false, at(last)), state(0, 0));
+    }
+
+    #[test]
+    fn always_and_off_ignore_the_alert() {
+        let (hold, now) = (Duration::from_secs(30), Instant::now());
+        let mut e = PortEntry::default();
+        assert_eq!(
+            decide(&mut e, SyncookieMode::Always, hold, false, now),
+            state(1, 1)
+        );
+        let mut e = PortEntry::default();
+        assert_eq!(
+            decide(&mut e, SyncookieMode::Off, hold, true, now),
+            state(0, 0)
+        );
     }
 }
