@@ -36,6 +36,7 @@ use monitor_common::{
 };
 use support::{
     cmd, handshakes::Monitor, lab::NetnsLab, netns::in_netns, prom, rawtcp, require_root,
+    wait_until,
 };
 
 const PORT: u16 = 8080;
@@ -362,4 +363,93 @@ fn cookies_carry_real_clients_through_a_random_source_flood_ipv6() {
 #[test]
 fn without_cookies_the_flood_reaches_the_listen_queue() {
     flood_run(false, "off");
+}
+
+fn active(monitor: &Monitor) -> f64 {
+    prom::value(
+        &monitor.scrape().text,
+        "handshake_syncookie_active",
+        &[("interface", monitor.iface.as_str()), ("port", "8080")],
+    )
+    .unwrap_or(-1.0)
+}
+
+/// A long-lived connection: after the greeting, each exchange sends a line
+/// and expects it echoed.
+struct Session(TcpStream);
+
+impl Session {
+    fn open(ns: &str, addr: SocketAddr) -> Self {
+        let mut stream = in_netns(ns, || {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        })
+        .expect("connecting the long-lived session");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut hello = [0u8; 2];
+        stream.read_exact(&mut hello).expect("greeting");
+        Self(stream)
+    }
+
+    fn exchange(&mut self, what: &str) -> bool {
+        let line = format!("{what}\n");
+        let mut back = vec![0u8; line.len()];
+        self.0.write_all(line.as_bytes()).is_ok()
+            && self.0.read_exact(&mut back).is_ok()
+            && back == line.as_bytes()
+    }
+}
+
+#[test]
+fn established_connections_survive_cookies_switching_on_and_off() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    let _napi = napi(&lab);
+    let config = std::env::temp_dir().join(format!("hmt-{}-cookies.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[syncookies]\nmode = \"on-flood\"\nhold_seconds = 1\n",
+    )
+    .unwrap();
+    let monitor = Monitor::start(
+        &link.peer_ns,
+        &link.peer_if,
+        19944,
+        &[
+            "--port",
+            "8080",
+            "--mitigation",
+            "off",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_file(&config);
+    let addr = SocketAddr::new(link.peer_addr.into(), PORT);
+    let _service = EchoService::start(&link.peer_ns, addr);
+    let mut before = Session::open(&lab.hub, addr);
+    assert!(before.exchange("before"), "no echo before the flood");
+    assert_eq!(active(&monitor), 0.0);
+
+    let mut flooder = Flooder::new(&lab, false);
+    let flood = thread::spawn(move || flooder.flood(120_000));
+    let on = wait_until(Duration::from_secs(6), || active(&monitor) == 1.0);
+    assert!(on, "cookies never switched on\n{}", monitor.scrape().text);
+    assert!(before.exchange("during"), "the established session broke");
+    // A session made through a cookie while they are on.
+    let mut during = Session::open(&lab.hub, addr);
+    assert!(during.exchange("made from a cookie"));
+    let sent = flood.join().expect("flood thread");
+    assert!(sent > 10_000);
+
+    let off = wait_until(Duration::from_secs(20), || active(&monitor) == 0.0);
+    assert!(off, "cookies never switched off\n{}", monitor.scrape().text);
+    assert!(before.exchange("after"), "the first session broke");
+    assert!(during.exchange("after"), "the cookie-made session broke");
+    // And new connections go to the stack again.
+    let mut fresh = Session::open(&lab.hub, addr);
+    assert!(fresh.exchange("fresh"));
+    assert!(cookie_metric(&monitor, "handed") >= 1.0);
 }
