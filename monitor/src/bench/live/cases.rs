@@ -76,6 +76,12 @@ pub fn cases() -> Vec<LiveCase> {
                         crate::bench::mitigation::enforce(programs, None)
                     })),
                 ),
+                // Every SYN answered with a cookie SYN-ACK (XDP_TX back
+                // to the generator's veth, which drops it).
+                monitor(
+                    "syncookies",
+                    Some(Arc::new(crate::bench::mitigation::syncookies_flood)),
+                ),
             ],
         },
     ]
