@@ -29,6 +29,7 @@ pub mod iface;
 pub mod mitigation;
 pub mod parse;
 pub mod ports;
+pub mod synack;
 pub mod syncookie;
 pub mod tcp_state;
 pub mod tls;

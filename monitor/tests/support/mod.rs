@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod cmd;
+pub mod cookies;
 pub mod daemon;
 pub mod handshakes;
 pub mod http;
