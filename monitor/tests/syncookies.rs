@@ -24,15 +24,19 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+use monitor_common::classify::tcp_flags::PSH;
 
 use support::{
     cookies::{EchoService, Flooder, PORT, napi, netstat, real_client},
     handshakes::Monitor,
     lab::NetnsLab,
     netns::in_netns,
-    prom, require_root, wait_until,
+    prom,
+    rawtcp::RawClient,
+    require_root, wait_until,
 };
 
 const FLOOD_SYNS: u32 = 50_000;
@@ -212,12 +216,27 @@ fn established_connections_survive_cookies_switching_on_and_off() {
     let mut before = Session::open(&lab.hub, addr);
     assert!(before.exchange("before"), "no echo before the flood");
     assert_eq!(active(&monitor), 0.0);
+    // A handshake in flight across the switch: the stack answers this SYN
+    // itself; its final ACK is only sent once cookies are on.
+    let raw = RawClient::new(&lab.hub, link, PORT);
+    raw.syn();
+    let synack = raw.expect_syn_ack();
 
     let mut flooder = Flooder::new(&lab, false);
     let flood = thread::spawn(move || flooder.flood(120_000));
     let on = wait_until(Duration::from_secs(6), || active(&monitor) == 1.0);
     assert!(on, "cookies never switched on\n{}", monitor.scrape().text);
     assert!(before.exchange("during"), "the established session broke");
+    // The in-flight handshake completes through the stack's own request
+    // socket: the server's greeting comes back (PSH, right after the ISN).
+    raw.ack(synack.seq.wrapping_add(1));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let greeted = std::iter::from_fn(|| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| raw.recv(left)).flatten()
+    })
+    .any(|seg| seg.flags & PSH != 0 && seg.seq == synack.seq.wrapping_add(1));
+    assert!(greeted, "the handshake in flight did not complete");
     // A session made through a cookie while they are on.
     let mut during = Session::open(&lab.hub, addr);
     assert!(during.exchange("made from a cookie"));
