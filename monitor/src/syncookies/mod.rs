@@ -90,6 +90,8 @@ pub struct Syncookies {
     stats: PerCpuArray<MapData, SyncookieCounters>,
     interfaces: Vec<(String, u32)>,
     entries: BTreeMap<(u32, u16), PortEntry>,
+    /// Smallest MTU of the interfaces: the SYN-ACK's MSS is taken from it.
+    mtu: u32,
 }
 
 impl Syncookies {
@@ -140,6 +142,11 @@ impl Syncookies {
             stats: take_map(programs.ebpf_mut(), STATS_MAP)?,
             interfaces: slots,
             entries: BTreeMap::new(),
+            mtu: interfaces
+                .iter()
+                .map(|i| mtu(&i.name))
+                .min()
+                .unwrap_or(1500),
         };
         this.write_config()?;
         this.tick(&[], Instant::now())?;
@@ -161,6 +168,8 @@ impl Syncookies {
                 .values()
                 .filter(|e| e.written.validate != 0)
                 .count() as u32,
+            mss4: mss_for(self.mtu, 40),
+            mss6: mss_for(self.mtu, 60),
             ..SyncookieConfig::default()
         };
         self.config.set(0, cfg, 0)
@@ -225,6 +234,20 @@ impl Syncookies {
     }
 }
 
+/// An interface's MTU (1500 if unreadable).
+fn mtu(iface: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1500)
+}
+
+/// The MSS an MTU allows past `headers` bytes of IP and TCP header, within
+/// what a u16 holds and at least the IPv4 minimum.
+fn mss_for(mtu: u32, headers: u32) -> u16 {
+    mtu.saturating_sub(headers).clamp(536, 65_535) as u16
+}
+
 /// What a port's entry should say now, noting the flood and the answering
 /// in `entry`: answer always, or while flooded and `hold` after; validate
 /// while answering and [`VALIDATE_GRACE_SECS`] after.
@@ -285,6 +308,14 @@ mod tests {
         let last = 30 + VALIDATE_GRACE_SECS;
         assert_eq!(decide(&mut e, on, hold, false, at(last - 1)), state(0, 1));
         assert_eq!(decide(&mut e, on, hold, false, at(last)), state(0, 0));
+    }
+
+    #[test]
+    fn mss_follows_the_mtu() {
+        assert_eq!((mss_for(1500, 40), mss_for(1500, 60)), (1460, 1440));
+        assert_eq!(mss_for(9000, 40), 8960);
+        assert_eq!(mss_for(65536, 40), 65496);
+        assert_eq!(mss_for(100, 40), 536);
     }
 
     #[test]
