@@ -252,3 +252,32 @@ fn other_ports_and_ipv4_options_are_left_to_the_stack() {
     assert_eq!(lab.count(CookieEvent::Unsupported), 1);
     assert_eq!(lab.count(CookieEvent::Sent), 0);
 }
+
+#[test]
+fn a_vlan_tagged_syn_is_answered_on_its_vlan() {
+    let mut lab = Lab::new();
+    let syn = lab.syn(Ip::v4()).with_vlans(&[0x8100]).build();
+    let (verdict, out) = lab.xdp(&syn);
+    assert_eq!(verdict, XDP_TX);
+    assert_eq!(&out[12..16], &syn[12..16], "the tag is kept");
+    check_synack(&syn, &out, 18, true, lab.port);
+}
+
+#[test]
+fn a_syn_without_options_gets_an_mss_only_synack() {
+    let mut lab = Lab::new();
+    let mut f = lab.syn(Ip::v4());
+    f.tcp_options.clear();
+    let syn = f.build();
+    let (verdict, out) = lab.xdp(&syn);
+    assert_eq!(verdict, XDP_TX);
+    let tcp = &out[34..];
+    assert_eq!(tcp.len(), 24, "the frame grew by the MSS option");
+    assert_eq!((tcp[12] >> 4, tcp[13]), (6, SYN | ACK));
+    assert_eq!(&tcp[20..24], &[2, 4, 0x05, 0xb4]);
+    let mut pseudo = out[26..34].to_vec();
+    pseudo.extend_from_slice(&[0, 6, 0, 24]);
+    pseudo.extend_from_slice(tcp);
+    assert_eq!(internet_checksum(&pseudo), 0, "TCP checksum");
+    assert_eq!(internet_checksum(&out[14..34]), 0, "IPv4 checksum");
+}
