@@ -31,6 +31,8 @@ pub mod parse;
 pub mod ports;
 #[cfg(any(test, feature = "alloc"))]
 pub mod reassembly;
+pub mod synack;
+pub mod syncookie;
 pub mod tcp_state;
 pub mod tls;
 

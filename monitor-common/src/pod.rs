@@ -30,3 +30,6 @@ unsafe impl aya::Pod for crate::mitigation::PolicyEntry {}
 unsafe impl aya::Pod for crate::mitigation::MitigationConfig {}
 unsafe impl aya::Pod for crate::mitigation::MitigationCounters {}
 unsafe impl aya::Pod for crate::mitigation::OffenderSketch {}
+unsafe impl aya::Pod for crate::syncookie::SyncookieCounters {}
+unsafe impl aya::Pod for crate::syncookie::PortState {}
+unsafe impl aya::Pod for crate::syncookie::SyncookieConfig {}

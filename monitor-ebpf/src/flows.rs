@@ -285,6 +285,23 @@ pub fn count_refused_syn(port: u16, slot: u32) {
     }
 }
 
+/// A connection made from a SYN cookie (the stack completes it; the flow
+/// table never saw its SYN): counted completed, per port and per
+/// interface, so the flood detector's completion ratio sees it.
+#[inline(always)]
+pub fn count_cookie_completion(port: u16, slot: u32) {
+    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
+    let index = port_index(slot, port_slot(port, named), Role::Server);
+    if let Some(stats) = PORT_STATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        unsafe { (*stats).completed += 1 };
+    }
+    if let Some(stats) = HANDSHAKES.get_ptr_mut(handshake_index(slot, Role::Server)) {
+        // SAFETY: as above.
+        unsafe { (*stats).completed += 1 };
+    }
+}
+
 /// Remote sources whose SYNs were refused, for port-scan detection; the
 /// daemon reads and ages them once a second.
 #[map]

@@ -6,13 +6,18 @@
 //! ingress SYNs that the mitigation refuses in `enforce` mode.
 #![no_std]
 #![no_main]
+// Inline assembly on BPF: the raw kfunc call instruction (see `kfunc`).
+#![feature(asm_experimental_arch)]
 
 mod bench;
 mod flows;
 mod kernel_state;
+mod kfunc;
 mod maps;
 mod mitigation;
 mod observe;
+mod syncookie;
+mod syncookie_tc;
 mod tls;
 mod view;
 
@@ -24,7 +29,7 @@ use aya_ebpf::{
 use monitor_common::counters::Direction;
 
 use crate::{
-    observe::observe,
+    observe::{Verdict, observe},
     view::{SkbView, XdpView},
 };
 
@@ -32,10 +37,34 @@ use crate::{
 #[xdp]
 pub fn hs_xdp_ingress(ctx: XdpContext) -> u32 {
     let view = XdpView::new(&ctx);
-    if observe(&view, ctx.ingress_ifindex() as u32, Direction::Ingress) {
-        return xdp_action::XDP_DROP;
+    match observe(&view, ctx.ingress_ifindex() as u32, Direction::Ingress) {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+        Verdict::Cookie => {
+            let mut dropped = false;
+            if syncookie::answer(&ctx, &mut dropped) {
+                xdp_action::XDP_TX
+            } else if dropped {
+                xdp_action::XDP_DROP
+            } else {
+                xdp_action::XDP_PASS
+            }
+        }
     }
-    xdp_action::XDP_PASS
+}
+
+/// Ingress at TC (only attached with SYN cookies configured): ACKs that
+/// may carry a cookie are checked and handed to the stack as connections.
+#[classifier]
+pub fn hs_tc_ingress(ctx: TcContext) -> i32 {
+    let view = SkbView::new(&ctx);
+    let Some(slot) = observe::slot_of(view.ifindex()) else {
+        return TC_ACT_UNSPEC;
+    };
+    match monitor_common::parse::parse_tcp(&view) {
+        Ok(tcp) if syncookie_tc::candidate(&view, &tcp, slot) => syncookie_tc::validate(&ctx),
+        _ => TC_ACT_UNSPEC,
+    }
 }
 
 /// Egress: every frame the interface sends. `TC_ACT_UNSPEC` (`TCX_NEXT`)

@@ -179,6 +179,18 @@ pub struct RunArgs {
           value_parser = crate::mitigation::config::parse_mode)]
     pub mitigation_mode: Mode,
 
+    /// SYN cookies from XDP for the protected ports (`[syncookies] ports`,
+    /// default the `--port` ports): off, on-flood (while a SynFlood alert
+    /// fires on the interface) or always.
+    #[arg(long = "syncookies", value_name = "MODE", default_value = "off",
+          value_parser = crate::syncookies::config::parse_mode)]
+    pub syncookies_mode: monitor_common::syncookie::SyncookieMode,
+
+    /// The rest of the SYN-cookie settings: the config file's
+    /// `[syncookies]` section.
+    #[arg(skip)]
+    pub syncookies: crate::syncookies::SyncookieSettings,
+
     /// Unix socket `handshake-monitor block` talks to (owner-only).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
     pub control_socket: PathBuf,
@@ -219,6 +231,7 @@ impl RunArgs {
     /// config file fills in the rest).
     pub fn absorb_flags(&mut self) {
         self.mitigation.mode = self.mitigation_mode;
+        self.syncookies.mode = self.syncookies_mode;
         self.mitigation.control_socket = self.control_socket.clone();
         if let Some(dir) = &self.pin_dir {
             self.pins.dir = (!dir.is_empty()).then(|| PathBuf::from(dir));

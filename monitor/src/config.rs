@@ -59,6 +59,8 @@ pub struct ConfigFile {
     pub alerts: AlertsSection,
     #[serde(default)]
     pub mitigation: crate::mitigation::config::MitigationSection,
+    #[serde(default)]
+    pub syncookies: crate::syncookies::config::SyncookiesSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,6 +266,7 @@ impl ConfigFile {
             "must be between 1 and 10000000",
         )?;
         self.mitigation.validate(path)?;
+        self.syncookies.validate(path)?;
         Ok(())
     }
 
@@ -332,6 +335,11 @@ impl ConfigFile {
         if let (false, Some(v)) = (from_cli("web_config"), &m.web_config) {
             args.web_config = Some(std::path::PathBuf::from(v));
         }
+        let cookie_mode = args.syncookies.mode;
+        self.syncookies.apply(&mut args.syncookies);
+        if from_cli("syncookies_mode") {
+            args.syncookies.mode = cookie_mode;
+        }
     }
 }
 
@@ -365,7 +373,7 @@ pub fn render(args: &RunArgs) -> String {
          [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
          baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\
          scan_distinct_ports = {}\nscan_window_seconds = {}\n\n\
-         [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n\n{}",
+         [alerts]\n{alertmanager}\nresend_interval_seconds = {}\n\n{}\n{}",
         quote(&args.metrics_addr.to_string()),
         quote(&args.log_level),
         quote(
@@ -393,6 +401,7 @@ pub fn render(args: &RunArgs) -> String {
         args.scan.window.as_secs_f64(),
         args.alert_resend_interval.as_secs_f64(),
         crate::mitigation::config::render(&args.mitigation),
+        crate::syncookies::config::render(&args.syncookies),
     )
 }
 

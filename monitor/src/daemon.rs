@@ -25,6 +25,7 @@ use crate::{
     notify_systemd::Notifier,
     pins, preflight, signals,
     status::StatusSource,
+    syncookies::{Syncookies, metrics::SyncookieCollector},
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
@@ -128,6 +129,22 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     registry
         .register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))
         .context("registering the mitigation metrics")?;
+    let mut cookie_settings = args.syncookies.clone();
+    if cookie_settings.ports.is_empty() {
+        cookie_settings.ports = port_settings_ports(&args);
+    }
+    let cookies = Arc::new(Mutex::new(
+        Syncookies::start(
+            &mut programs,
+            cookie_settings,
+            &ifaces,
+            named_interfaces(&attachments),
+        )
+        .context("starting the SYN cookies")?,
+    ));
+    registry
+        .register(Box::new(SyncookieCollector::new(Arc::clone(&cookies))))
+        .context("registering the SYN-cookie metrics")?;
     let board = AlertBoard::default();
     let board_for_mitigation = board.clone();
     let status = StatusSource {
@@ -188,6 +205,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         Arc::clone(&detector),
         Watch {
             mitigation: Arc::clone(&mitigation),
+            cookies,
             board: board_for_mitigation,
         },
         stop_rx.clone(),
@@ -290,6 +308,11 @@ fn drop_capabilities(attachments: &[Attachment]) {
     }
 }
 
+/// The `--port` ports, the SYN cookies' default.
+fn port_settings_ports(args: &RunArgs) -> Vec<u16> {
+    args.port_settings().configured
+}
+
 fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
     attachments
         .iter()
@@ -300,6 +323,7 @@ fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
 /// What the mitigation's tick needs: itself, and where floods fire.
 struct Watch {
     mitigation: Arc<Mutex<Mitigation>>,
+    cookies: Arc<Mutex<Syncookies>>,
     board: AlertBoard,
 }
 
@@ -335,6 +359,11 @@ async fn sweep_flows(
             let mut mitigation = watch.mitigation.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(err) = mitigation.tick(&flooded) {
                 tracing::warn!("mitigation tick failed: {err}");
+            }
+            drop(mitigation);
+            let mut cookies = watch.cookies.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(err) = cookies.tick(&flooded, std::time::Instant::now()) {
+                tracing::warn!("SYN-cookie tick failed: {err}");
             }
             swept
         })

@@ -144,7 +144,11 @@ impl Programs {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader.load(crate::EBPF_OBJECT).map_err(EbpfError::Object)?;
+        // The cookie ACK program's kfunc call, resolved here (aya cannot).
+        let kfunc =
+            crate::syncookies::kfunc::assign_reqsk_id(Path::new(crate::preflight::KERNEL_BTF_PATH));
+        let (object, _) = crate::syncookies::kfunc::patch(crate::EBPF_OBJECT, kfunc);
+        let mut ebpf = loader.load(object.bytes()).map_err(EbpfError::Object)?;
         let budget = RateLimit {
             per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
             burst: flows.insert_burst,

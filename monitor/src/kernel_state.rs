@@ -9,7 +9,7 @@
 //! `KS_CONFIG` map, and only then attaches: a program never runs
 //! unconfigured.
 
-mod btf;
+pub(crate) mod btf;
 mod collector;
 
 use std::{os::unix::fs::MetadataExt as _, path::Path};

@@ -27,6 +27,7 @@ pub mod promfam;
 pub mod reload;
 pub mod signals;
 pub mod status;
+pub mod syncookies;
 pub mod tls;
 pub mod tls_capture;
 pub mod webconfig;

@@ -82,6 +82,7 @@ pub fn restart_only_changes(old: &RunArgs, new: &RunArgs) -> Vec<&'static str> {
         "mitigation.control_socket",
         old.mitigation.control_socket != new.mitigation.control_socket,
     );
+    check("syncookies", old.syncookies != new.syncookies);
     changed
 }
 

@@ -31,6 +31,14 @@ fn tcp(flags: u8, port: u16, payload: &[u8]) -> Vec<u8> {
     f.build()
 }
 
+/// A SYN with Linux's options (so its SYN-ACK is the same size) to the
+/// cookie port.
+fn syn_with_options(port: u16) -> Vec<u8> {
+    let mut f = TcpFrame::v4(SYN).with_syn_options();
+    (f.src_port, f.dst_port) = (port, super::mitigation::COOKIE_PORT);
+    f.build()
+}
+
 fn each(make: impl Fn(u16) -> Vec<u8>) -> Vec<Vec<u8>> {
     (0..FRAMES).map(|i| make(20_000 + i)).collect()
 }
@@ -108,6 +116,23 @@ pub fn cases() -> Vec<Case> {
                 "syn_flood_over_source_rate",
                 vec![tcp(SYN, 40_000, &[])],
                 vec![tcp(SYN, 40_000, &[]); 1000],
+                plenty,
+            )
+        },
+        // SYN cookies: each SYN answered with a cookie SYN-ACK (XDP_TX),
+        // against the cheapest refusal, a blocked source's drop, both on
+        // 4,000 distinct frames (a test run repeating one frame would see
+        // the SYN-ACK it made after the first run).
+        Case {
+            setup: Some(super::mitigation::syncookies),
+            ..case("syn_cookie_answer", each(syn_with_options), vec![], plenty)
+        },
+        Case {
+            setup: Some(|p| super::mitigation::enforce(p, Some(super::mitigation::FLOOD_SOURCE))),
+            ..case(
+                "syn_blocked_source_distinct",
+                each(syn_with_options),
+                vec![],
                 plenty,
             )
         },

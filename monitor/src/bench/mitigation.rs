@@ -27,3 +27,28 @@ pub fn enforce(programs: &mut Programs, block: Option<&str>) -> anyhow::Result<(
     // Dropping `mitigation` closes its map fds; the programs keep the maps.
     Ok(())
 }
+
+/// The port the SYN-cookie case's SYNs go to (the frame builder's).
+pub const COOKIE_PORT: u16 = 443;
+
+/// SYN cookies always on for [`COOKIE_PORT`] on `lo` (slot 0, the bench's
+/// only interface); the ACK program is loaded but attached nowhere.
+pub fn syncookies(programs: &mut Programs) -> anyhow::Result<()> {
+    cookies_for(programs, vec![COOKIE_PORT])
+}
+
+/// SYN cookies always on for the live flood's 64 destination ports
+/// (8000-8063) on slot 0, the bench interface's.
+pub fn syncookies_flood(programs: &mut Programs) -> anyhow::Result<()> {
+    cookies_for(programs, (8000..8064).collect())
+}
+
+fn cookies_for(programs: &mut Programs, ports: Vec<u16>) -> anyhow::Result<()> {
+    let settings = crate::syncookies::SyncookieSettings {
+        mode: monitor_common::syncookie::SyncookieMode::Always,
+        ports,
+        ..Default::default()
+    };
+    crate::syncookies::Syncookies::start(programs, settings, &[], vec![("lo".into(), 0)])?;
+    Ok(())
+}

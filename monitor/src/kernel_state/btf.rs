@@ -24,6 +24,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC: u32 = 12;
 const KIND_FUNC_PROTO: u32 = 13;
 const KIND_VAR: u32 = 14;
 const KIND_DATASEC: u32 = 15;
@@ -212,6 +213,15 @@ impl Btf {
             .position(|t| t.kind == KIND_STRUCT && t.vlen > 0 && self.name(t) == name.as_bytes())
             .map(|i| i as u32 + 1)
             .ok_or_else(|| BtfError::NoStruct(name.to_string()))
+    }
+
+    /// The type id of function `name` (a kfunc, for a call instruction's
+    /// `imm`), if the kernel has it.
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| t.kind == KIND_FUNC && self.name(t) == name.as_bytes())
+            .map(|i| i as u32 + 1)
     }
 
     /// Follows typedefs and qualifiers to the type they name.

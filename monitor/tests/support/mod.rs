@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod bpffs;
 pub mod cmd;
+pub mod cookies;
 pub mod daemon;
 pub mod deploy;
 pub mod handshakes;

@@ -231,7 +231,7 @@ impl RawClient {
 
 /// An AF_PACKET socket bound to `ifname`, made in the calling thread's
 /// namespace.
-fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
+pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     let protocol = ETH_P_ALL.to_be();
     // SAFETY: plain socket(2) call.
     let fd = unsafe {
@@ -280,6 +280,6 @@ pub fn mac(ns: &str, ifname: &str) -> [u8; 6] {
     mac
 }
 
-fn format_mac(mac: [u8; 6]) -> String {
+pub fn format_mac(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
 }

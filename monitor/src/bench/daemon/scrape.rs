@@ -192,8 +192,7 @@ pub fn measure(lab: &Lab) -> anyhow::Result<DaemonFigures> {
     // A flow sweep and a top-ports refresh (1 s each) turn the traffic
     // into series.
     thread::sleep(Duration::from_millis(2500));
-    let cpu_percent =
-        100.0 * (daemon.cpu_secs()? - cpu_before) / wall.elapsed().as_secs_f64();
+    let cpu_percent = 100.0 * (daemon.cpu_secs()? - cpu_before) / wall.elapsed().as_secs_f64();
     let (scrape_ms, first) = lab.run_inside(scrapes)??;
     Ok(DaemonFigures {
         rss_loaded_mib,

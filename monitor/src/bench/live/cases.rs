@@ -77,6 +77,12 @@ pub fn cases() -> Vec<LiveCase> {
                         crate::bench::mitigation::enforce(programs, None)
                     })),
                 ),
+                // Every SYN answered with a cookie SYN-ACK (XDP_TX back
+                // to the generator's veth, which drops it).
+                monitor(
+                    "syncookies",
+                    Some(Arc::new(crate::bench::mitigation::syncookies_flood)),
+                ),
             ],
         },
         // SYN flood from one source, the flood the blocklist is for: the

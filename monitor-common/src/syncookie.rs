@@ -1,0 +1,324 @@
+//! SYN cookies answered from XDP: the pure part (TCP option parsing, the
+//! timestamp encoding of the options a cookie cannot hold, the SYN-ACK's
+//! headers and checksums) and the types the kernel programs share with the
+//! daemon.
+//!
+//! The cookie itself is the kernel's (`bpf_tcp_raw_gen_syncookie_ipv4/6`,
+//! same secret and format as the kernel's own SYN cookies); the validated
+//! ACK becomes a connection through `bpf_sk_assign_tcp_reqsk` at TC ingress
+//! (see docs/mitigation.md, "SYN cookies").
+
+pub use crate::synack::{
+    SynAckSpec, fold, ipv4_header, ipv6_header, sum_words, tcp_checksum, write_synack,
+};
+
+labelled_enum! {
+    /// When the XDP program answers SYNs to a protected port with cookies.
+    pub enum SyncookieMode: u32 {
+        /// Never.
+        Off = 0 => "off",
+        /// While a SYN-flood alert fires on the interface.
+        OnFlood = 1 => "on-flood",
+        /// Always.
+        Always = 2 => "always",
+    }
+}
+
+labelled_enum! {
+    /// What happened to a SYN or an ACK in cookie mode.
+    pub enum CookieEvent: u32 {
+        /// A SYN answered with a cookie SYN-ACK (XDP_TX).
+        Sent = 0 => "sent",
+        /// An ACK to a listener carried a valid cookie.
+        Validated = 1 => "validated",
+        /// An ACK to a listener carried no valid cookie and was dropped.
+        Invalid = 2 => "invalid",
+        /// A validated ACK became a request socket the stack completes.
+        Handed = 3 => "handed",
+        /// A SYN left to the stack: IPv4 options, IPv6 extension headers,
+        /// or the cookie helper refused it.
+        Unsupported = 4 => "unsupported",
+        /// `bpf_sk_assign_tcp_reqsk` refused a validated ACK (it is passed
+        /// on; the stack answers it with a reset).
+        AssignFailed = 5 => "assign_failed",
+    }
+}
+
+/// Per-interface counters, one copy per CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SyncookieCounters {
+    pub events: [u64; CookieEvent::COUNT],
+}
+
+const _: () = assert!(core::mem::size_of::<SyncookieCounters>() == 8 * CookieEvent::COUNT);
+
+/// Key of the protected-port table: `slot << 16 | port`.
+#[inline(always)]
+pub const fn port_key(slot: u32, port: u16) -> u32 {
+    (slot << 16) | port as u32
+}
+
+/// A protected port's state on one interface, written by the daemon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct PortState {
+    /// Non-zero: XDP answers SYNs to the port with cookies.
+    pub answer: u32,
+    /// Non-zero: TC ingress validates ACKs to the port's listener (kept on
+    /// for [`VALIDATE_GRACE_SECS`] after answering stops, so handshakes in
+    /// flight complete).
+    pub validate: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<PortState>() == 8);
+
+/// Settings of the cookie mode, one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct SyncookieConfig {
+    /// MSS the SYN-ACK advertises, IPv4 and IPv6.
+    pub mss4: u16,
+    pub mss6: u16,
+    /// Window shift the SYN-ACK offers ([`RCV_WSCALE`]).
+    pub wscale: u8,
+    pub _pad: [u8; 3],
+    /// Entries in the port table: 0 skips its lookup (no cost while the
+    /// mode is off).
+    pub ports: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SyncookieConfig>() == 12);
+
+impl Default for SyncookieConfig {
+    fn default() -> Self {
+        Self {
+            mss4: 1460,
+            mss6: 1440,
+            wscale: RCV_WSCALE,
+            _pad: [0; 3],
+            ports: 0,
+        }
+    }
+}
+
+/// Cookies stay valid for up to two minutes (the kernel's
+/// `MAX_SYNCOOKIE_AGE` counts minutes); a little more for clock skew.
+pub const VALIDATE_GRACE_SECS: u64 = 150;
+
+/// The kernel's MSS tables for cookies (net/ipv4/syncookies.c `msstab`,
+/// net/ipv6/syncookies.c `msstab`): a cookie holds an index into them.
+pub const MSS_TABLE_V4: [u16; 4] = [536, 1300, 1440, 1460];
+pub const MSS_TABLE_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+/// Window shift our SYN-ACK offers: what Linux picks for the default
+/// `tcp_rmem` maximum (6 MiB).
+pub const RCV_WSCALE: u8 = 7;
+/// Window of the SYN-ACK (never scaled).
+pub const SYNACK_WINDOW: u16 = 65535;
+/// `TCP_LISTEN` in the kernel's `tcp_states.h` (`bpf_sock.state`).
+pub const TCP_LISTEN: u32 = 10;
+
+/// aya 0.14 cannot relocate kfunc calls, so the kernel program emits the
+/// call to `bpf_sk_assign_tcp_reqsk` as a raw instruction (`BPF_JMP |
+/// BPF_CALL`, src_reg `BPF_PSEUDO_KFUNC_CALL`) with this placeholder in
+/// `imm`; the daemon puts the kfunc's vmlinux BTF id there before loading.
+pub const KFUNC_PLACEHOLDER_IMM: u32 = 0x7eac_0001;
+/// The whole instruction, as a little-endian u64.
+pub const KFUNC_PLACEHOLDER_INSN: u64 = ((KFUNC_PLACEHOLDER_IMM as u64) << 32) | 0x2085;
+
+/// `struct bpf_tcp_req_attrs` (include/linux/bpf.h... net/core/filter.c).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ReqAttrs {
+    pub rcv_tsval: u32,
+    pub rcv_tsecr: u32,
+    pub mss: u16,
+    pub rcv_wscale: u8,
+    pub snd_wscale: u8,
+    pub ecn_ok: u8,
+    pub wscale_ok: u8,
+    pub sack_ok: u8,
+    pub tstamp_ok: u8,
+    pub usec_ts_ok: u8,
+    pub reserved: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<ReqAttrs>() == 20);
+
+/// TCP option kinds.
+pub mod opt {
+    pub const EOL: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const WSCALE: u8 = 3;
+    pub const SACK_PERM: u8 = 4;
+    pub const TIMESTAMP: u8 = 8;
+}
+
+/// Longest TCP header.
+pub const TCP_MAX_HEADER: usize = 60;
+/// Longest SYN-ACK we build: 20 bytes + MSS, SACK_PERM, TS, NOP, WS.
+pub const SYNACK_MAX_LEN: usize = 40;
+/// Shift value meaning "no window scaling".
+pub const NO_WSCALE: u8 = 0xff;
+/// The kernel's largest window shift.
+pub const MAX_WSCALE: u8 = 14;
+
+const TS_OPT_WSCALE_MASK: u32 = 0xf;
+const TS_OPT_SACK: u32 = 1 << 4;
+const TS_OPT_BITS: u32 = 6;
+
+/// The options of a SYN or an ACK that matter here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// 0: absent.
+    pub mss: u16,
+    /// [`NO_WSCALE`]: absent.
+    pub wscale: u8,
+    pub sack_ok: bool,
+    pub ts: bool,
+    pub tsval: u32,
+    pub tsecr: u32,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            mss: 0,
+            wscale: NO_WSCALE,
+            sack_ok: false,
+            ts: false,
+            tsval: 0,
+            tsecr: 0,
+        }
+    }
+}
+
+/// Parses the options of a TCP header held in `hdr` (`len` bytes long,
+/// options from byte 20). Malformed options end the walk: what was read
+/// up to there stands.
+#[inline(always)]
+pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
+    parse_options_with(hdr, len, |i, _| i)
+}
+
+/// [`parse_options`], passing the cursor and the options read so far
+/// through `launder` at each step. The kernel programs launder them
+/// through map memory, so that the verifier sees unknown values at every
+/// iteration and verifies the loop body once per iteration, rather than
+/// once per combination of option lengths and options seen.
+#[inline(always)]
+pub fn parse_options_with(
+    hdr: &[u8; TCP_MAX_HEADER],
+    len: usize,
+    mut launder: impl FnMut(usize, &mut TcpOptions) -> usize,
+) -> TcpOptions {
+    let mut out = TcpOptions::default();
+    let len = if len > TCP_MAX_HEADER {
+        TCP_MAX_HEADER
+    } else {
+        len
+    };
+    let mut i = 20;
+    // Each pass consumes at least one byte: 40 passes cover 40 bytes.
+    for _ in 0..TCP_MAX_HEADER - 20 {
+        i = launder(i, &mut out);
+        if i >= len {
+            break;
+        }
+        let Some(&kind) = hdr.get(i) else { break };
+        match kind {
+            opt::EOL => break,
+            opt::NOP => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&olen) = hdr.get(i + 1) else { break };
+        let olen = usize::from(olen);
+        if olen < 2 || i + olen > len {
+            break;
+        }
+        match (kind, olen) {
+            (opt::MSS, 4) => out.mss = be16(hdr, i + 2),
+            (opt::WSCALE, 3) => {
+                let shift = hdr.get(i + 2).copied().unwrap_or(0);
+                out.wscale = if shift > MAX_WSCALE {
+                    MAX_WSCALE
+                } else {
+                    shift
+                };
+            }
+            (opt::SACK_PERM, 2) => out.sack_ok = true,
+            (opt::TIMESTAMP, 10) => {
+                out.ts = true;
+                out.tsval = be32(hdr, i + 2);
+                out.tsecr = be32(hdr, i + 6);
+            }
+            _ => {}
+        }
+        i += olen;
+    }
+    out
+}
+
+#[inline(always)]
+fn be16(b: &[u8; TCP_MAX_HEADER], at: usize) -> u16 {
+    match (b.get(at), b.get(at + 1)) {
+        (Some(&h), Some(&l)) => u16::from_be_bytes([h, l]),
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn be32(b: &[u8; TCP_MAX_HEADER], at: usize) -> u32 {
+    (u32::from(be16(b, at)) << 16) | u32::from(be16(b, at + 2))
+}
+
+/// Our SYN-ACK's TSval: the clock (ms) with its low 6 bits replaced by the
+/// client's window shift and SACK permission, which the cookie cannot hold
+/// (the kernel's own encoding, `cookie_init_timestamp`). Kept at or below
+/// `now_ms`, so the client never sees our clock run backwards.
+#[inline(always)]
+pub fn encode_tsval(now_ms: u32, client: &TcpOptions) -> u32 {
+    let mut bits = if client.wscale == NO_WSCALE {
+        TS_OPT_WSCALE_MASK
+    } else {
+        u32::from(client.wscale) & TS_OPT_WSCALE_MASK
+    };
+    if client.sack_ok {
+        bits |= TS_OPT_SACK;
+    }
+    let ts = ((now_ms >> TS_OPT_BITS) << TS_OPT_BITS) | bits;
+    if ts > now_ms {
+        ts.wrapping_sub(1 << TS_OPT_BITS)
+    } else {
+        ts
+    }
+}
+
+/// The client's window shift ([`NO_WSCALE`] if none) and SACK permission,
+/// from the TSecr of its ACK (the echo of [`encode_tsval`]).
+#[inline(always)]
+pub fn decode_tsecr(tsecr: u32) -> (u8, bool) {
+    let shift = (tsecr & TS_OPT_WSCALE_MASK) as u8;
+    let wscale = if shift > MAX_WSCALE { NO_WSCALE } else { shift };
+    (wscale, tsecr & TS_OPT_SACK != 0)
+}
+
+/// The kernel's cookie MSS index for `mss`: the largest table entry not
+/// above it (index 0 below all).
+#[inline(always)]
+pub fn mss_index(table: &[u16; 4], mss: u16) -> usize {
+    let mut i = 3;
+    while i > 0 && mss < table[i] {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+#[path = "syncookie_tests.rs"]
+mod tests;
