@@ -31,6 +31,18 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "python3-yaml",
         "parsing the Kubernetes manifests in the deploy/kubernetes test",
     ),
+    (
+        "qemu-system-x86",
+        "booting other kernels in `cargo xtask test-kernels`",
+    ),
+    (
+        "binutils",
+        "objcopy: test binaries without DWARF for the test-kernels initramfs",
+    ),
+    (
+        "busybox-static",
+        "the init and shell of the `cargo xtask test-kernels` guests",
+    ),
 ];
 
 pub fn ensure() -> Result<()> {
