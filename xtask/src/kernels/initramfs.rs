@@ -94,7 +94,7 @@ pub fn build(tests: &[TestBinary], per_binary_secs: u64, scratch: &Path, out: &P
         .with_context(|| format!("writing {}", out.display()))
 }
 
-/// A copy of `binary` without its DWARF (about 90 MiB of a 97 MiB test
+/// A copy of `binary` without its DWARF (about 85 MB of a 91 MB test
 /// binary), which would otherwise not fit twice in the guest's memory
 /// (the initrd and its unpacked copy). Symbols stay, so backtraces still
 /// name functions.
