@@ -8,6 +8,7 @@ mod build;
 mod demo;
 mod env;
 mod fuzz;
+mod kernels;
 mod lab;
 mod lint;
 mod package;
@@ -81,6 +82,22 @@ enum Cmd {
         /// Targets to run (default: all of them).
         targets: Vec<String>,
     },
+    /// The TestRun test binaries on other kernels, each booted under qemu
+    /// with the binaries in an initramfs: the current Debian 6.1 and 6.12
+    /// kernels (downloaded once into target/kernels) and any --kernel PATH.
+    /// Long: not part of `test`.
+    TestKernels {
+        /// A kernel image (vmlinuz/bzImage with BTF) to boot as well;
+        /// repeatable.
+        #[arg(long = "kernel", value_name = "PATH")]
+        kernels: Vec<std::path::PathBuf>,
+        /// Boot only the --kernel images, not the Debian packages.
+        #[arg(long)]
+        no_debian: bool,
+        /// Time limit per kernel, in seconds (boot, all binaries, power-off).
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+    },
     /// fmt check, host clippy and eBPF clippy.
     Lint,
     /// Format the whole workspace.
@@ -109,6 +126,15 @@ fn main() -> ExitCode {
         Cmd::Demo => demo::run(),
         Cmd::Soak { args } => soak::run(args),
         Cmd::Fuzz { seconds, targets } => fuzz::run(*seconds, targets),
+        Cmd::TestKernels {
+            kernels,
+            no_debian,
+            timeout,
+        } => kernels::run(&kernels::Options {
+            kernels,
+            no_debian: *no_debian,
+            timeout: std::time::Duration::from_secs(*timeout),
+        }),
         Cmd::Lint => lint::run(),
         Cmd::Fmt => lint::fmt(),
         Cmd::Package { out, binary } => package::run(out.as_deref(), binary.as_deref()),
@@ -182,6 +208,30 @@ mod tests {
         }
         let zero = Cli::try_parse_from(["xtask", "fuzz", "--seconds", "0"]);
         assert!(zero.is_err());
+    }
+
+    #[test]
+    fn test_kernels_takes_repeated_kernel_paths() {
+        match parse(&[
+            "test-kernels",
+            "--kernel",
+            "/a",
+            "--kernel",
+            "/b",
+            "--timeout",
+            "60",
+        ]) {
+            Cmd::TestKernels {
+                kernels,
+                no_debian,
+                timeout,
+            } => {
+                assert_eq!(kernels, [std::path::PathBuf::from("/a"), "/b".into()]);
+                assert!(!no_debian);
+                assert_eq!(timeout, 60);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod bpf_linker;
 /// cargo-fuzz is installed by `cargo xtask fuzz` (and the fuzz step of
 /// `cargo xtask test`) itself: running the daemon does not need it.
 pub mod cargo_fuzz;
-mod packages;
+pub mod packages;
 mod toolchain;
 
 use anyhow::Result;

@@ -33,8 +33,30 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// What `cargo xtask test-kernels` needs besides: installed by that command
+/// only, so that the set-up of `run` and `test` stays lean.
+pub const KERNEL_PACKAGES: &[(&str, &str)] = &[
+    (
+        "qemu-system-x86",
+        "booting other kernels in `cargo xtask test-kernels`",
+    ),
+    (
+        "binutils",
+        "objcopy: test binaries without DWARF for the test-kernels initramfs",
+    ),
+    (
+        "busybox-static",
+        "the init and shell of the `cargo xtask test-kernels` guests",
+    ),
+];
+
 pub fn ensure() -> Result<()> {
-    let names: Vec<&str> = PACKAGES.iter().map(|(p, _)| *p).collect();
+    ensure_list(PACKAGES)
+}
+
+/// Installs whatever of `list` is missing.
+pub fn ensure_list(list: &[(&str, &str)]) -> Result<()> {
+    let names: Vec<&str> = list.iter().map(|(p, _)| *p).collect();
     let Some(installed) = installed(&names) else {
         // Not Debian (or dpkg is broken): nothing we can install; say what
         // the tests expect and let them fail loudly if a tool is absent.
