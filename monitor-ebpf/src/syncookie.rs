@@ -39,6 +39,21 @@ pub static SYNCOOKIE_CONFIG: Array<SyncookieConfig> = Array::with_max_entries(1,
 pub static SYNCOOKIE_STATS: PerCpuArray<SyncookieCounters> =
     PerCpuArray::with_max_entries(MAX_INTERFACES, 0);
 
+/// `th_len`, checked to be 20..=60, as a helper size whose bounds older
+/// verifiers (6.1, 6.12) still see at the call: they lose a bound checked
+/// on one copy of a value when another copy, reloaded from the stack, is
+/// passed. The mask keeps it in 1..=64 (room for 64 bytes: `out` follows
+/// `tcp` in [`Scratch`]) and equal to `th_len` for every checked value.
+#[inline(always)]
+pub fn header_len_arg(th_len: usize) -> u32 {
+    ((crate::flows::opaque(th_len).wrapping_sub(1) & 63) + 1) as u32
+}
+
+const _: () = assert!(
+    core::mem::offset_of!(Scratch, out) - core::mem::offset_of!(Scratch, tcp) + SYNACK_MAX_LEN
+        >= 64
+);
+
 /// Per-CPU work area: the packet's headers, copied out once, and what is
 /// built from them. Offsets are staged here too (see `flows::STAGING`).
 #[repr(C)]
@@ -102,7 +117,12 @@ pub fn options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
             opts.ts = get(3) != 0;
             opts.tsval = get(4) as u32;
             opts.tsecr = get(5) as u32;
-            core::ptr::read_volatile(cursor_at) as usize
+            // Masked: a cursor with bounds of its own, which every copy
+            // the compiler spills and reloads keeps (older verifiers lose
+            // those a later `< len` test gives). Offsets up to 63 + 10
+            // stay inside Scratch (`out` follows `tcp`); the parser's own
+            // tests keep the real ones below the header length.
+            (core::ptr::read_volatile(cursor_at) as usize) & 63
         }
     })
 }
@@ -184,7 +204,12 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     // sizes; the helpers check the packet bounds themselves.
     unsafe {
         if bpf_xdp_load_bytes(xdp, l3 as u32, s.ip.as_mut_ptr().cast(), ip_len) != 0
-            || bpf_xdp_load_bytes(xdp, l4 as u32, s.tcp.as_mut_ptr().cast(), th_len as u32) != 0
+            || bpf_xdp_load_bytes(
+                xdp,
+                l4 as u32,
+                s.tcp.as_mut_ptr().cast(),
+                header_len_arg(th_len),
+            ) != 0
             || bpf_xdp_load_bytes(xdp, 0, s.eth.as_mut_ptr().cast(), 12) != 0
         {
             return false;
@@ -194,9 +219,17 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     // SAFETY: as above; th_len is within [20, 60] (checked).
     let generated = unsafe {
         if v4 {
-            bpf_tcp_raw_gen_syncookie_ipv4(s.ip.as_mut_ptr().cast::<iphdr>(), th, th_len as u32)
+            bpf_tcp_raw_gen_syncookie_ipv4(
+                s.ip.as_mut_ptr().cast::<iphdr>(),
+                th,
+                header_len_arg(th_len),
+            )
         } else {
-            bpf_tcp_raw_gen_syncookie_ipv6(s.ip.as_mut_ptr().cast::<ipv6hdr>(), th, th_len as u32)
+            bpf_tcp_raw_gen_syncookie_ipv6(
+                s.ip.as_mut_ptr().cast::<ipv6hdr>(),
+                th,
+                header_len_arg(th_len),
+            )
         }
     };
     if generated < 0 {

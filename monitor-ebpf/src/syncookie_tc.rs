@@ -101,7 +101,7 @@ pub fn validate(ctx: &TcContext) -> i32 {
                 skb as *const c_void,
                 l4 as u32,
                 s.tcp.as_mut_ptr().cast(),
-                th_len as u32,
+                crate::syncookie::header_len_arg(th_len),
             ) != 0
         {
             return TC_ACT_UNSPEC;

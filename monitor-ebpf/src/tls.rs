@@ -180,7 +180,7 @@ fn emit<V: LoadBytes>(pkt: &V, payload_offset: u32, kind: u8) {
     if len == 0 || len > MAX_CHUNK as u32 {
         return;
     }
-    if !pkt.load(payload_offset, buf.data.as_mut_ptr(), len) {
+    if !pkt.load_var(payload_offset, buf.data.as_mut_ptr(), len) {
         return;
     }
     let size = CHUNK_HEADER_LEN + len as usize;

@@ -14,7 +14,15 @@ use monitor_common::parse::PacketView;
 /// requires: pointer plus constant length compared with `data_end`.
 #[inline(always)]
 fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Option<[u8; N]> {
-    let start = data + offset;
+    // No header of interest starts this far in (see MAX_HEADER_OFFSET);
+    // the mask then changes nothing, but it bounds the offset right where
+    // it is added to the packet pointer: older verifiers (6.1) lose the
+    // bounds an earlier check gave a value once it was spilled to the
+    // stack and reloaded.
+    if offset > DIRECT_OFFSET_MASK {
+        return None;
+    }
+    let start = data + (opaque_usize(offset) & DIRECT_OFFSET_MASK);
     // A fresh (volatile) read of data_end keeps LLVM from dropping this
     // check as implied by an earlier one: the verifier only trusts a check
     // made on the very pointer it is about to dereference.
@@ -25,6 +33,15 @@ fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Optio
     }
     // SAFETY: the N bytes at `start` lie inside the packet (checked above).
     Some(unsafe { ptr::read_unaligned(start as *const [u8; N]) })
+}
+
+const DIRECT_OFFSET_MASK: usize = 0x0fff;
+
+/// A value the compiler cannot see through, so the mask above stays.
+#[inline(always)]
+fn opaque_usize(value: usize) -> usize {
+    // SAFETY: reads a valid local.
+    unsafe { ptr::read_volatile(&value) }
 }
 
 pub struct XdpView {
@@ -102,6 +119,34 @@ impl PacketView for SkbView<'_> {
 pub trait LoadBytes {
     /// Copies `len` bytes at `offset` to `dst`; false if they are not there.
     fn load(&self, offset: u32, dst: *mut u8, len: u32) -> bool;
+
+    /// [`LoadBytes::load`] for a length only known at run time (1 to
+    /// 4096): passed to the helper in a form whose bounds every verifier
+    /// we support can follow.
+    #[inline(always)]
+    fn load_var(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
+        match load_len(len) {
+            Some(len) => self.load(offset, dst, len),
+            None => false,
+        }
+    }
+}
+
+/// Longest copy: a capture chunk.
+const MAX_LOAD: u32 = 4096;
+
+/// `len` in 1..=MAX_LOAD as a value whose bounds an older verifier (6.1)
+/// still sees at the helper call: it does not narrow a register's minimum
+/// from a `len != 0` test, and rejects a possibly empty copy. For lengths
+/// already in range the arithmetic changes nothing.
+#[inline(always)]
+fn load_len(len: u32) -> Option<u32> {
+    if len == 0 || len > MAX_LOAD {
+        return None;
+    }
+    // SAFETY: reads a valid local (volatile, so LLVM keeps the arithmetic).
+    let len = unsafe { ptr::read_volatile(&len) };
+    Some(((len - 1) & (MAX_LOAD - 1)) + 1)
 }
 
 impl LoadBytes for XdpView {

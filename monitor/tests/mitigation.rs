@@ -14,8 +14,7 @@
 mod support;
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -26,8 +25,13 @@ use std::{
 
 use monitor_common::classify::tcp_flags::SYN;
 use support::{
-    handshakes::Monitor, lab::NetnsLab, netns::in_netns, prom, rawtcp::RawClient, require_root,
-    wait_until,
+    cookies::{self, EchoService},
+    handshakes::Monitor,
+    lab::NetnsLab,
+    netns::in_netns,
+    prom,
+    rawtcp::RawClient,
+    require_root, wait_until,
 };
 
 const PORT: u16 = 8080;
@@ -39,46 +43,7 @@ const FLOOD_PACE: Duration = Duration::from_millis(10);
 const FLOOD_MAX: Duration = Duration::from_secs(6);
 const AUTO_BLOCK_TTL_SECS: u64 = 6;
 
-/// A server answering every connection with "ok" until stopped.
-struct Service {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Service {
-    fn start(ns: &str, addr: SocketAddr) -> Self {
-        let listener = in_netns(ns, || TcpListener::bind(addr)).expect("listen");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        let _ = stream.write_all(b"ok");
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        Self {
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// A real client connecting in a loop (about 40 per second) until stopped:
-/// (successes, attempts).
+/// The real client of [`cookies::real_client`], stopped by `finish`.
 struct RealClient {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<(u32, u32)>,
@@ -87,41 +52,15 @@ struct RealClient {
 impl RealClient {
     fn start(ns: &str, addr: SocketAddr) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let ns = ns.to_string();
-        let handle = thread::spawn(move || {
-            in_netns(&ns, || {
-                let (mut ok, mut attempts) = (0, 0);
-                // Bounded even if never stopped.
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    attempts += 1;
-                    if one_exchange(addr) {
-                        ok += 1;
-                    }
-                    thread::sleep(Duration::from_millis(25));
-                }
-                (ok, attempts)
-            })
-        });
+        let handle = cookies::real_client(ns, addr, Arc::clone(&stop));
         Self { stop, handle }
     }
 
+    /// (successes, attempts).
     fn finish(self) -> (u32, u32) {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().expect("the client thread")
     }
-}
-
-/// One connection; a SYN lost and retransmitted still succeeds (in 1 s),
-/// as it would for a real user.
-fn one_exchange(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
-    let mut reply = [0u8; 2];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"ok"
 }
 
 /// Paced SYNs from the raw client's spoofed address, each from a new port.
@@ -208,7 +147,7 @@ fn enforce_blocks_the_attacker_and_spares_the_real_client() {
     );
     let _ = std::fs::remove_file(&config);
     let addr = SocketAddr::from((link.peer_addr, PORT));
-    let _service = Service::start(&link.peer_ns, addr);
+    let _service = EchoService::start(&link.peer_ns, addr);
     let client = RealClient::start(&lab.hub, addr);
     // The client has a completed handshake or two before the flood.
     thread::sleep(Duration::from_millis(500));
@@ -320,7 +259,7 @@ fn dry_run_counts_the_same_flood_and_drops_nothing() {
         &["--port", &port, "--mitigation", "dry-run"],
     );
     let addr = SocketAddr::from((link.peer_addr, PORT));
-    let _service = Service::start(&link.peer_ns, addr);
+    let _service = EchoService::start(&link.peer_ns, addr);
     let client = RealClient::start(&lab.hub, addr);
     thread::sleep(Duration::from_millis(500));
     let mut raw = RawClient::new(&lab.hub, link, PORT);
@@ -384,12 +323,12 @@ fn a_burst_of_real_clients_in_enforce_is_spared() {
         &["--port", &port, "--mitigation", "enforce"],
     );
     let addr = SocketAddr::from((link.peer_addr, PORT));
-    let _service = Service::start(&link.peer_ns, addr);
+    let _service = EchoService::start(&link.peer_ns, addr);
     // 1,000 connections from one source as fast as they complete: past the
     // per-source burst (400), so the protection of sources that completed
     // handshakes is what lets the rest through.
     let failures = in_netns(&lab.hub, || {
-        (0..1000).filter(|_| !one_exchange(addr)).count()
+        (0..1000).filter(|_| !cookies::one_exchange(addr)).count()
     });
     assert_eq!(failures, 0);
     thread::sleep(Duration::from_millis(2500));

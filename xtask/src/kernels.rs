@@ -206,7 +206,7 @@ struct Outcome {
 /// The oldest kernel the project supports (README, docs/kernels.md).
 /// Older kernels are still booted and reported, but their failures are
 /// the documented limit, not a regression.
-const SUPPORTED_FROM: (u32, u32) = (6, 12);
+const SUPPORTED_FROM: (u32, u32) = (6, 1);
 
 /// `6.1.0-56-amd64` -> (6, 1).
 fn major_minor(release: &str) -> Option<(u32, u32)> {
@@ -279,7 +279,8 @@ mod tests {
     fn releases_below_the_supported_range() {
         assert_eq!(major_minor("6.1.0-56-amd64"), Some((6, 1)));
         assert_eq!(major_minor("6.12.117+deb12-amd64"), Some((6, 12)));
-        assert!(major_minor("6.1.0-56-amd64").unwrap() < SUPPORTED_FROM);
+        assert!(major_minor("5.15.0-1-amd64").unwrap() < SUPPORTED_FROM);
+        assert!(major_minor("6.1.0-56-amd64").unwrap() >= SUPPORTED_FROM);
         assert!(major_minor("6.18.0").unwrap() >= SUPPORTED_FROM);
         assert_eq!(major_minor("init never ran"), None);
     }

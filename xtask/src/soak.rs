@@ -155,15 +155,43 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS line")
 }
 
-/// How many BPF programs or maps the kernel holds (all owners).
+/// How many of the daemon's BPF programs (`hs_*`) or maps (its
+/// distinctive names) the kernel holds: other BPF users on the machine do
+/// not count.
 fn bpf_objects(kind: &str) -> Result<usize> {
     let out = std::process::Command::new("bpftool")
         .args([kind, "list", "--json"])
         .output()
         .context("running bpftool")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.matches("\"id\":").count())
+    let list: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let ours = |name: &str| match kind {
+        "prog" => name.starts_with("hs_"),
+        _ => OUR_MAPS.contains(&name),
+    };
+    Ok(list
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.get("name").and_then(|n| n.as_str()))
+                .filter(|name| ours(name))
+                .count()
+        })
+        .unwrap_or(0))
 }
+
+/// Maps of the daemon's object with names no other tool is likely to use
+/// (as the kernel shows them: at most 15 characters).
+const OUR_MAPS: &[&str] = &[
+    "FLOWS",
+    "HANDSHAKES",
+    "HM_POLICY",
+    "HM_PROTECTED",
+    "TLS_EVENTS",
+    "MITIGATION_STAT",
+    "IFINDEX_SLOTS",
+];
 
 fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
     text.lines()
