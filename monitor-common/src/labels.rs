@@ -42,6 +42,11 @@ macro_rules! labelled_enum {
                     $(Self::$variant => $label),+
                 }
             }
+
+            /// The variant whose label value is `name`.
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.name() == name)
+            }
         }
 
         // ALL must be in index order: the daemon reads arrays through it.

@@ -255,13 +255,9 @@ fn count_port(key: &FlowKey, slot: u32, role: Role, outcome: &Outcome) {
         Role::Server => key.local_port,
         Role::Client => key.remote_port,
     };
-    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
-    let index = port_index(slot, port_slot(port, named), role);
-    let Some(stats) = PORT_STATS.get_ptr_mut(index) else {
+    let Some(stats) = port_counters(port, slot, role) else {
         return;
     };
-    // SAFETY: per-CPU value, only this CPU touches it during the run.
-    let stats = unsafe { &mut *stats };
     match outcome {
         Outcome::Start(_) => {
             stats.syns += 1;
@@ -277,12 +273,19 @@ fn count_port(key: &FlowKey, slot: u32, role: Role, outcome: &Outcome) {
 /// flood detector must still see it: counted per port as refused.
 #[inline(always)]
 pub fn count_refused_syn(port: u16, slot: u32) {
-    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
-    let index = port_index(slot, port_slot(port, named), Role::Server);
-    if let Some(stats) = PORT_STATS.get_ptr_mut(index) {
-        // SAFETY: per-CPU value, only this CPU touches it during the run.
-        unsafe { (*stats).refused_syns += 1 };
+    if let Some(stats) = port_counters(port, slot, Role::Server) {
+        stats.refused_syns += 1;
     }
+}
+
+/// This CPU's counters of `port` (its named slot, else its class).
+#[inline(always)]
+fn port_counters(port: u16, slot: u32, role: Role) -> Option<&'static mut PortCounters> {
+    let named = PORT_TABLE.get(u32::from(port)).copied().unwrap_or(0);
+    let index = port_index(slot, port_slot(port, named), role);
+    let stats = PORT_STATS.get_ptr_mut(index)?;
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    Some(unsafe { &mut *stats })
 }
 
 /// A connection made from a SYN cookie (the stack completes it; the flow

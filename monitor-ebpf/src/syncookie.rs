@@ -180,6 +180,20 @@ pub fn wanted<V: PacketView>(pkt: &V, tcp: &TcpPacket, slot: u32) -> bool {
     true
 }
 
+/// The staged header offsets (l3, l4, TCP header length), read through
+/// `opaque` and checked: what both the XDP answer and the TC validation
+/// start from.
+#[inline(always)]
+pub fn staged_offsets(s: &Scratch) -> Option<(usize, usize, usize)> {
+    let l3 = opaque(s.l3 as usize);
+    let l4 = opaque(s.l4 as usize);
+    let th_len = opaque(s.th_len as usize);
+    if l3 > MAX_L2 || l4 > MAX_L2 + 40 || !(20..=TCP_MAX_HEADER).contains(&th_len) {
+        return None;
+    }
+    Some((l3, l4, th_len))
+}
+
 /// Turns the staged SYN into its cookie SYN-ACK in place. True: send it
 /// (XDP_TX); false: pass the SYN on. A failure after the frame was
 /// resized drops it (`dropped` is set).
@@ -191,12 +205,9 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     // SAFETY: per-CPU value, only this CPU touches it during the run.
     let s = unsafe { &mut *s };
     let slot = s.slot;
-    let l3 = opaque(s.l3 as usize);
-    let l4 = opaque(s.l4 as usize);
-    let th_len = opaque(s.th_len as usize);
-    if l3 > MAX_L2 || l4 > MAX_L2 + 40 || !(20..=TCP_MAX_HEADER).contains(&th_len) {
+    let Some((l3, l4, th_len)) = staged_offsets(s) else {
         return false;
-    }
+    };
     let v4 = s.version == 4;
     let ip_len: u32 = if v4 { 20 } else { 40 };
     let xdp = ctx.ctx;

@@ -24,15 +24,11 @@ use aya_ebpf::{
 use monitor_common::{
     parse::{PacketView, TcpPacket},
     syncookie::{
-        CookieEvent, MSS_TABLE_V4, MSS_TABLE_V6, NO_WSCALE, ReqAttrs, TCP_LISTEN, TCP_MAX_HEADER,
-        decode_tsecr,
+        CookieEvent, MSS_TABLE_V4, MSS_TABLE_V6, NO_WSCALE, ReqAttrs, TCP_LISTEN, decode_tsecr,
     },
 };
 
-use crate::{
-    flows::opaque,
-    syncookie::{MAX_L2, SCRATCH, Scratch, count, port_state},
-};
+use crate::syncookie::{SCRATCH, Scratch, count, port_state};
 
 const FLAG_FIN: u8 = 0x01;
 const FLAG_SYN: u8 = 0x02;
@@ -79,12 +75,9 @@ pub fn validate(ctx: &TcContext) -> i32 {
     };
     // SAFETY: per-CPU value, only this CPU touches it during the run.
     let s = unsafe { &mut *s };
-    let l3 = opaque(s.l3 as usize);
-    let l4 = opaque(s.l4 as usize);
-    let th_len = opaque(s.th_len as usize);
-    if l3 > MAX_L2 || l4 > MAX_L2 + 40 || !(20..=TCP_MAX_HEADER).contains(&th_len) {
+    let Some((l3, l4, th_len)) = crate::syncookie::staged_offsets(s) else {
         return TC_ACT_UNSPEC;
-    }
+    };
     let v4 = s.version == 4;
     let skb = ctx.skb.skb;
     // SAFETY: destinations are map memory of the stated sizes; the helper

@@ -27,9 +27,7 @@ pub struct MitigationSection {
 }
 
 pub fn parse_mode(text: &str) -> Result<Mode, String> {
-    Mode::ALL
-        .into_iter()
-        .find(|m| m.name() == text)
+    Mode::from_name(text)
         .ok_or_else(|| format!("{text:?} is not a mode (use off, dry-run or enforce)"))
 }
 

@@ -202,6 +202,8 @@ impl Mitigation {
         &self.policy
     }
 
+    /// Writes the settings after a change of the policy table (recounting
+    /// its entries: the kernel skips the trie lookup while there are none).
     fn write_config(&mut self) -> Result<(), aya::maps::MapError> {
         self.current.policy_entries = self.policy.entries()?.len() as u32;
         self.config.set(0, self.current, 0)
@@ -258,20 +260,28 @@ impl Mitigation {
             self.announce("expired", listed);
         }
         self.totals.expired += expired.len() as u64;
+        let mut changed = !expired.is_empty();
         if self.settings.mode == Mode::Off {
-            if !expired.is_empty() {
-                self.write_config()?;
-            }
-            return Ok(());
+            return if changed { self.write_config() } else { Ok(()) };
         }
         if self.settings.auto_block && !flooded_interfaces.is_empty() {
-            self.block_offenders(flooded_interfaces, now)?;
+            changed |= self.block_offenders(flooded_interfaces, now)? > 0;
         }
         self.current.epoch = self.current.epoch.wrapping_add(1).max(1);
-        self.write_config()
+        if changed {
+            self.write_config()
+        } else {
+            // A new offender generation only: the entry count stands.
+            self.config.set(0, self.current, 0)
+        }
     }
 
-    fn block_offenders(&mut self, flooded: &[String], now: u64) -> Result<(), aya::maps::MapError> {
+    /// Blocks the offenders of `flooded` interfaces; how many it blocked.
+    fn block_offenders(
+        &mut self,
+        flooded: &[String],
+        now: u64,
+    ) -> Result<usize, aya::maps::MapError> {
         let sketches = self.offenders.get(&0, 0)?;
         let sketches: Vec<OffenderSketch> = sketches.iter().copied().collect();
         let flooded_slots: Vec<u32> = self
@@ -281,6 +291,7 @@ impl Mitigation {
             .map(|(_, slot)| *slot)
             .collect();
         let blocks = self.policy.blocks()?;
+        let mut added = 0;
         let mut auto = blocks
             .iter()
             .filter(|l| l.entry.origin == origin::AUTO)
@@ -311,6 +322,7 @@ impl Mitigation {
             match self.policy.block(offender.cidr, entry) {
                 Ok(()) => {
                     auto += 1;
+                    added += 1;
                     self.totals.added_auto += 1;
                     let listed = Listed {
                         cidr: offender.cidr,
@@ -330,7 +342,7 @@ impl Mitigation {
                 Err(_) => {}
             }
         }
-        Ok(())
+        Ok(added)
     }
 
     /// Why an entry is there, in words.

@@ -17,9 +17,7 @@ pub struct SyncookiesSection {
 }
 
 pub fn parse_mode(text: &str) -> Result<SyncookieMode, String> {
-    SyncookieMode::ALL
-        .into_iter()
-        .find(|m| m.name() == text)
+    SyncookieMode::from_name(text)
         .ok_or_else(|| format!("{text:?} is not a mode (use off, on-flood or always)"))
 }
 
