@@ -190,17 +190,26 @@ pub struct HandshakeCounters {
     pub anomalies: [u64; Anomaly::COUNT],
     /// Index `kind * Initiator::COUNT + initiator`.
     pub closes: [u64; CloseKind::COUNT * Initiator::COUNT],
-    /// Handshakes started: flows inserted into the table.
+    /// Handshakes started: SYNs that took a half-open slot.
     pub inserts: u64,
     /// SYNs not tracked because the insert budget was spent.
     pub insert_skipped: u64,
-    /// Inserts the kernel refused (table update error).
+    /// Promotions the kernel refused (flow table update error).
     pub insert_failed: u64,
-    /// Flows removed by the programs (handshake reset, connection closed).
+    /// Flows removed from the flow table by the programs (connection
+    /// closed or reset, or replaced by a new handshake on its tuple).
     pub removed: u64,
+    /// Completed handshakes promoted into the flow table.
+    pub promoted: u64,
+    /// Half-open handshakes past their timeout whose slot a new SYN took:
+    /// timed out (the daemon counts those still in their slot).
+    pub half_open_expired: u64,
+    /// Half-open handshakes within their timeout whose slot a new SYN
+    /// took: no longer followed (a collision in the direct-mapped table).
+    pub half_open_displaced: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HandshakeCounters>() == 8 * 18);
+const _: () = assert!(core::mem::size_of::<HandshakeCounters>() == 8 * 21);
 
 impl HandshakeCounters {
     pub fn accumulate(&mut self, o: &Self) {
@@ -213,6 +222,9 @@ impl HandshakeCounters {
             (&mut self.insert_skipped, o.insert_skipped),
             (&mut self.insert_failed, o.insert_failed),
             (&mut self.removed, o.removed),
+            (&mut self.promoted, o.promoted),
+            (&mut self.half_open_expired, o.half_open_expired),
+            (&mut self.half_open_displaced, o.half_open_displaced),
         ];
         for (sum, add) in pairs {
             *sum = sum.wrapping_add(add);

@@ -21,8 +21,10 @@ pub mod capture;
 pub mod classify;
 pub mod counters;
 pub mod flow;
+pub mod fragment;
 #[cfg(any(test, feature = "frames"))]
 pub mod frames;
+pub mod half_open;
 pub mod handshake;
 pub mod histogram;
 pub mod iface;

@@ -27,6 +27,11 @@ labelled_enum! {
         SourceRate = 1 => "source_rate",
         /// Its /24 (IPv4) or /64 (IPv6) exceeded the per-prefix SYN rate.
         PrefixRate = 2 => "prefix_rate",
+        /// A first IP fragment carrying a TCP SYN (or too short to show
+        /// its flags): no real stack fragments a SYN.
+        SynFragment = 3 => "syn_fragment",
+        /// An IP fragment from a blocked source.
+        BlocklistFragment = 4 => "blocklist_fragment",
     }
 }
 
@@ -188,6 +193,36 @@ pub fn hash(addr: &[u8; 16], seed: u32) -> u32 {
     h as u32
 }
 
+/// Words of the policy filter: 65536 bits for the IPv4 /16s, then 65536
+/// for the first 16 bits of IPv6 addresses.
+pub const POLICY_FILTER_WORDS: u32 = 2048;
+const FILTER_V6_BASE: u32 = 1024;
+
+/// The filter bit of a source (`addr` as the parser stores it): word and
+/// bit within it.
+#[inline(always)]
+pub fn policy_filter_bit(addr: &[u8; 16], family: u8) -> (u32, u32) {
+    let top = u32::from(u16::from_be_bytes([addr[0], addr[1]]));
+    let base = if family == 4 { 0 } else { FILTER_V6_BASE };
+    (base + (top >> 6), top & 63)
+}
+
+/// The filter bits a policy entry (`key` in the table's form:
+/// IPv4-mapped for IPv4, with its prefix length) covers: bit positions
+/// over the whole filter, `start..start + count`.
+pub fn policy_filter_span(key: &[u8; 16], prefix_len: u32) -> (u32, u32) {
+    let v4 = key[..10].iter().all(|&b| b == 0) && key[10] == 0xff && key[11] == 0xff;
+    let (top, len, base) = if v4 && prefix_len >= 96 {
+        (u16::from_be_bytes([key[12], key[13]]), prefix_len - 96, 0)
+    } else {
+        let top = u16::from_be_bytes([key[0], key[1]]);
+        (top, prefix_len, FILTER_V6_BASE * 64)
+    };
+    let count = 1u32 << 16u32.saturating_sub(len.min(16));
+    let start = u32::from(top) & !(count - 1);
+    (base + start, count)
+}
+
 /// `addr` (as the parser stores it: IPv4 in the first four bytes) in the
 /// policy table's form: IPv4-mapped for family 4.
 #[inline(always)]
@@ -251,7 +286,7 @@ pub struct MitigationCounters {
     pub exempt: [u64; ExemptReason::COUNT],
 }
 
-const _: () = assert!(core::mem::size_of::<MitigationCounters>() == 8 * 9);
+const _: () = assert!(core::mem::size_of::<MitigationCounters>() == 8 * 13);
 
 /// Slots of the offender sketch.
 pub const OFFENDER_SLOTS: usize = 512;

@@ -157,3 +157,27 @@ fn a_new_epoch_empties_the_slot() {
     slot.note(&source(2), 128, 0, 443, 2);
     assert_eq!((slot.addr, slot.count, slot.port), (source(2), 1, 443));
 }
+
+#[test]
+fn the_policy_filter_covers_what_an_entry_covers() {
+    let v4 = |a: [u8; 4]| mapped(&[a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4);
+    let bit_of = |addr: &[u8; 16], family| {
+        let (word, bit) = policy_filter_bit(addr, family);
+        word * 64 + bit
+    };
+    let host = [198, 18, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    // A host entry covers exactly the bit of its /16.
+    assert_eq!(
+        policy_filter_span(&v4([198, 18, 0, 2]), 128),
+        (bit_of(&host, 4), 1)
+    );
+    // A /15 covers two /16s; a /8, 256.
+    assert_eq!(policy_filter_span(&v4([198, 18, 0, 0]), 96 + 15), (198 * 256 + 18, 2));
+    assert_eq!(policy_filter_span(&v4([10, 0, 0, 0]), 96 + 8), (10 * 256, 256));
+    // IPv6 sources use the second half, by their first 16 bits.
+    let v6: [u8; 16] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let (start, count) = policy_filter_span(&v6, 48);
+    assert_eq!((start, count), (bit_of(&v6, 6), 1));
+    assert_eq!(start, 1024 * 64 + 0x2001);
+    assert_eq!(policy_filter_span(&v6, 3), (1024 * 64 + 0x2000, 8192));
+}

@@ -73,7 +73,7 @@ const TCP_MIN_HEADER_LEN: usize = 20;
 
 /// IPv6 extension headers (RFC 8200 section 4, IANA "IPv6 Extension
 /// Header Types").
-mod ipv6_ext {
+pub(crate) mod ipv6_ext {
     pub const HOP_BY_HOP: u8 = 0;
     pub const ROUTING: u8 = 43;
     pub const FRAGMENT: u8 = 44;
@@ -109,7 +109,7 @@ fn be16(b: [u8; 2]) -> u16 {
 
 /// Reads `N` bytes or reports the packet as truncated.
 #[inline(always)]
-fn read<V: PacketView + ?Sized, const N: usize>(
+pub(crate) fn read<V: PacketView + ?Sized, const N: usize>(
     pkt: &V,
     offset: usize,
 ) -> Result<[u8; N], SkipReason> {
@@ -133,7 +133,7 @@ pub fn parse_tcp<V: PacketView + ?Sized>(pkt: &V) -> Result<TcpPacket, SkipReaso
 
 /// Ethertype of the payload and its offset, after up to two VLAN tags.
 #[inline(always)]
-fn parse_ethernet<V: PacketView + ?Sized>(pkt: &V) -> Result<(u16, usize), SkipReason> {
+pub(crate) fn parse_ethernet<V: PacketView + ?Sized>(pkt: &V) -> Result<(u16, usize), SkipReason> {
     let mut ethertype = be16(read(pkt, 12)?);
     let mut offset = ETH_HEADER_LEN;
     let mut tags = 0;

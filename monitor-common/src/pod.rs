@@ -18,6 +18,8 @@ unsafe impl aya::Pod for crate::flow::FlowKey {}
 unsafe impl aya::Pod for crate::flow::FlowState {}
 unsafe impl aya::Pod for crate::flow::HandshakeCounters {}
 unsafe impl aya::Pod for crate::flow::RateLimit {}
+unsafe impl aya::Pod for crate::half_open::HalfOpen {}
+unsafe impl aya::Pod for crate::half_open::FlowConfig {}
 unsafe impl aya::Pod for crate::histogram::Histogram {}
 unsafe impl aya::Pod for crate::ports::PortCounters {}
 unsafe impl aya::Pod for crate::ports::VolumeSketch {}

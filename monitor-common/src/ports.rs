@@ -43,9 +43,12 @@ pub struct PortCounters {
     pub reset: u64,
     /// SYNs the mitigation dropped before they could start a handshake.
     pub refused_syns: u64,
+    /// Half-open handshakes past their timeout whose slot a new SYN took
+    /// (the daemon adds those still in their slot).
+    pub timed_out: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PortCounters>() == 32);
+const _: () = assert!(core::mem::size_of::<PortCounters>() == 40);
 
 impl PortCounters {
     pub fn accumulate(&mut self, o: &Self) {
@@ -53,6 +56,7 @@ impl PortCounters {
         self.completed = self.completed.wrapping_add(o.completed);
         self.reset = self.reset.wrapping_add(o.reset);
         self.refused_syns = self.refused_syns.wrapping_add(o.refused_syns);
+        self.timed_out = self.timed_out.wrapping_add(o.timed_out);
     }
 
     /// `self - base`, for a slot that held another port before.
@@ -62,6 +66,7 @@ impl PortCounters {
             completed: self.completed.wrapping_sub(base.completed),
             reset: self.reset.wrapping_sub(base.reset),
             refused_syns: self.refused_syns.wrapping_sub(base.refused_syns),
+            timed_out: self.timed_out.wrapping_sub(base.timed_out),
         }
     }
 }
@@ -186,12 +191,14 @@ mod tests {
             completed: 4,
             reset: 1,
             refused_syns: 7,
+            timed_out: 1,
         };
         let now = PortCounters {
             syns: 8,
             completed: 6,
             reset: 1,
             refused_syns: 9,
+            timed_out: 4,
         };
         assert_eq!(
             now.since(&base),
@@ -200,6 +207,7 @@ mod tests {
                 completed: 2,
                 reset: 0,
                 refused_syns: 2,
+                timed_out: 3,
             }
         );
     }

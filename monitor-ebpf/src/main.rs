@@ -11,11 +11,15 @@
 
 mod bench;
 mod flows;
+mod half_open;
 mod kernel_state;
 mod kfunc;
 mod maps;
 mod mitigation;
 mod observe;
+mod ports;
+mod scan;
+mod segment;
 mod syncookie;
 mod syncookie_tc;
 mod tls;

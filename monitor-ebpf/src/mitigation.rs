@@ -1,5 +1,7 @@
 //! Judges SYNs arriving on a monitored interface: the policy table first
-//! (allowlist, blocklist), then the per-source and per-prefix rate limits.
+//! (allowlist, blocklist), then the SYN cookies, then the per-source and
+//! per-prefix rate limits; and IP fragments, which the parser cannot
+//! follow to a TCP header.
 //! A SYN the limits refuse is spared if its source completed a handshake
 //! recently, and otherwise noted in the offender sketch for the daemon.
 //! Pure logic (GCRA cells, hashing, the sketch) is in
@@ -14,16 +16,20 @@ use aya_ebpf::{
     },
 };
 use monitor_common::{
+    fragment::parse_fragment,
     iface::MAX_INTERFACES,
     mitigation::{
         DropReason, ExemptReason, HOST_PREFIX_LEN, LIMITER_ENTRIES, LIMITER_ROWS, Limiter,
-        MitigationConfig, MitigationCounters, Mode, OffenderSketch, PolicyEntry, kind,
-        limiter_index, mapped, offender_slot, rate_prefix,
+        MitigationConfig, MitigationCounters, Mode, OffenderSketch, POLICY_FILTER_WORDS,
+        PolicyEntry, kind, limiter_index, mapped, offender_slot, policy_filter_bit, rate_prefix,
     },
-    parse::{PacketView, TcpPacket, read_source},
+    parse::PacketView,
 };
 
-use crate::flows::{bump, opaque};
+use crate::{
+    flows::{bump, opaque},
+    segment::Staged,
+};
 
 /// Capacity of the policy table (LPM tries allocate per entry, so an
 /// unused capacity costs nothing); the daemon enforces the configured,
@@ -58,8 +64,8 @@ pub static OFFENDERS: PerCpuArray<OffenderSketch> = PerCpuArray::with_max_entrie
 pub static MITIGATION_STATS: PerCpuArray<MitigationCounters> =
     PerCpuArray::with_max_entries(MAX_INTERFACES, 0);
 
-/// The SYN's source, staged in map memory for the same reason the flow
-/// logic stages its key (see `flows::STAGING`).
+/// The SYN's source as the policy table's key, staged in map memory for
+/// the same reason the segment is (see `segment::STAGING`).
 #[repr(C)]
 pub struct Suspect {
     key: Key<[u8; 16]>,
@@ -71,54 +77,177 @@ pub struct Suspect {
 #[map]
 static SUSPECT: PerCpuArray<Suspect> = PerCpuArray::with_max_entries(1, 0);
 
-/// Whether to drop this ingress SYN (always `false` unless the mode is
-/// `enforce`).
+/// One bit per /16 of the IPv4 space (words 0..1024) and per 16-bit
+/// IPv6 prefix (words 1024..2048) that any policy entry covers, written
+/// by the daemon with the table: most sources of a flood are ruled out
+/// by one load from a 16 KiB array, before the LPM trie's lookup.
+#[map]
+pub static HM_POLICY_FILTER: Array<u64> = Array::with_max_entries(POLICY_FILTER_WORDS, 0);
+
+/// What becomes of an ingress SYN.
+pub enum SynVerdict {
+    Pass,
+    Drop,
+    /// Answer it with a SYN cookie (staged for `syncookie::answer`).
+    Cookie,
+}
+
+/// Judges an ingress SYN, in this order: the policy table (a blocked
+/// source gets nothing back, an allowlisted one goes to the stack), then
+/// the SYN cookies, then the rate limits. Nothing is dropped unless the
+/// mode is `enforce`.
 #[inline(always)]
-pub fn refuse<V: PacketView>(pkt: &V, tcp: &TcpPacket, slot: u32) -> bool {
+pub fn judge_syn(st: &Staged, slot: u32, now: u64) -> SynVerdict {
+    let Some(cfg) = MITIGATION_CONFIG.get(0) else {
+        return SynVerdict::Pass;
+    };
+    if cfg.mode == Mode::Off as u32 {
+        return cookie_or_pass(st, slot);
+    }
+    let Some(stage) = SUSPECT.get_ptr_mut(0) else {
+        return SynVerdict::Pass;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it during the run.
+    unsafe {
+        (*stage).key = Key::new(HOST_PREFIX_LEN, mapped(st.remote(), st.key.family));
+        (*stage).family = st.key.family;
+        (*stage).slot = slot as u8;
+        (*stage).port = st.key.local_port;
+    }
+    let (Some(suspect), Some(stats)) = (SUSPECT.get_ptr(0), MITIGATION_STATS.get_ptr_mut(slot))
+    else {
+        return SynVerdict::Pass;
+    };
+    // SAFETY: per-CPU values, only this CPU touches them during the run.
+    let (suspect, stats) = unsafe { (&*suspect, &mut *stats) };
+    stats.judged += 1;
+    let verdict = match policy(cfg, st.remote(), st.key.family, &suspect.key, now) {
+        Policy::Allowed => {
+            bump(&mut stats.exempt, ExemptReason::Allowlist as usize);
+            return SynVerdict::Pass;
+        }
+        Policy::Blocked => Verdict::Refuse(DropReason::Blocklist),
+        Policy::None => match cookie_or_pass(st, slot) {
+            SynVerdict::Pass => limits(cfg, suspect, now),
+            cookie => return cookie,
+        },
+    };
+    match verdict {
+        Verdict::Pass => SynVerdict::Pass,
+        Verdict::Exempt(reason) => {
+            bump(&mut stats.exempt, reason as usize);
+            SynVerdict::Pass
+        }
+        Verdict::Refuse(reason) => {
+            if refuse(cfg, stats, reason) {
+                crate::ports::count_refused_syn(suspect.port, slot);
+                SynVerdict::Drop
+            } else if reason == DropReason::Blocklist {
+                // Dry-run: the SYN goes on as if nothing judged it.
+                cookie_or_pass(st, slot)
+            } else {
+                SynVerdict::Pass
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn cookie_or_pass(st: &Staged, slot: u32) -> SynVerdict {
+    if crate::syncookie::wanted(st, slot) {
+        SynVerdict::Cookie
+    } else {
+        SynVerdict::Pass
+    }
+}
+
+/// Counts a refusal; true when the packet is to be dropped (`enforce`).
+#[inline(always)]
+fn refuse(cfg: &MitigationConfig, stats: &mut MitigationCounters, reason: DropReason) -> bool {
+    if cfg.mode == Mode::Enforce as u32 {
+        bump(&mut stats.dropped, reason as usize);
+        true
+    } else {
+        bump(&mut stats.dry_run, reason as usize);
+        false
+    }
+}
+
+/// Whether to drop an ingress IP fragment: a first fragment carrying a
+/// SYN, or any fragment from a blocked source (`enforce` only).
+#[inline(always)]
+pub fn refuse_fragment<V: PacketView>(pkt: &V, slot: u32) -> bool {
     let Some(cfg) = MITIGATION_CONFIG.get(0) else {
         return false;
     };
     if cfg.mode == Mode::Off as u32 {
         return false;
     }
-    let Ok((source, port)) = read_source(pkt, tcp) else {
-        return false;
-    };
-    let Some(stage) = SUSPECT.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot, only this CPU touches it during the run.
-    unsafe {
-        (*stage).key = Key::new(HOST_PREFIX_LEN, mapped(&source, tcp.ip_version));
-        (*stage).family = tcp.ip_version;
-        (*stage).slot = slot as u8;
-        (*stage).port = port;
-    }
-    let Some(suspect) = SUSPECT.get_ptr(0) else {
+    let Some(fragment) = parse_fragment(pkt) else {
         return false;
     };
     let Some(stats) = MITIGATION_STATS.get_ptr_mut(slot) else {
         return false;
     };
-    // SAFETY: per-CPU values, only this CPU touches them during the run.
-    let (suspect, stats) = unsafe { (&*suspect, &mut *stats) };
-    stats.judged += 1;
-    match judge(cfg, suspect) {
-        Verdict::Pass => false,
-        Verdict::Exempt(reason) => {
-            bump(&mut stats.exempt, reason as usize);
-            false
-        }
-        Verdict::Refuse(reason) => {
-            if cfg.mode == Mode::Enforce as u32 {
-                bump(&mut stats.dropped, reason as usize);
-                crate::flows::count_refused_syn(suspect.port, slot);
-                true
-            } else {
-                bump(&mut stats.dry_run, reason as usize);
-                false
-            }
-        }
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    let stats = unsafe { &mut *stats };
+    if fragment.syn {
+        return refuse(cfg, stats, DropReason::SynFragment);
+    }
+    let Some(stage) = SUSPECT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it during the run.
+    unsafe {
+        (*stage).key = Key::new(
+            HOST_PREFIX_LEN,
+            mapped(&fragment.src_addr, fragment.ip_version),
+        );
+    }
+    let Some(suspect) = SUSPECT.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: as above.
+    let key = unsafe { &(*suspect).key };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    match policy(cfg, &fragment.src_addr, fragment.ip_version, key, now) {
+        Policy::Blocked => refuse(cfg, stats, DropReason::BlocklistFragment),
+        _ => false,
+    }
+}
+
+enum Policy {
+    None,
+    Allowed,
+    Blocked,
+}
+
+/// The policy table's word on `addr` (its key staged as `key`).
+#[inline(always)]
+fn policy(
+    cfg: &MitigationConfig,
+    addr: &[u8; 16],
+    family: u8,
+    key: &Key<[u8; 16]>,
+    now: u64,
+) -> Policy {
+    if cfg.policy_entries == 0 || !filter_may_match(addr, family) {
+        return Policy::None;
+    }
+    match HM_POLICY.get(key) {
+        Some(entry) if entry.kind == kind::ALLOW => Policy::Allowed,
+        Some(entry) if entry.blocks(now) => Policy::Blocked,
+        _ => Policy::None,
+    }
+}
+
+#[inline(always)]
+fn filter_may_match(addr: &[u8; 16], family: u8) -> bool {
+    let (word, bit) = policy_filter_bit(addr, family);
+    match HM_POLICY_FILTER.get(word) {
+        Some(bits) => bits & (1u64 << bit) != 0,
+        None => true,
     }
 }
 
@@ -128,21 +257,10 @@ enum Verdict {
     Refuse(DropReason),
 }
 
+/// The per-source and per-prefix limits, for a source the policy table
+/// says nothing about.
 #[inline(always)]
-fn judge(cfg: &MitigationConfig, suspect: &Suspect) -> Verdict {
-    // SAFETY: no preconditions. The coarse clock (a jiffy's resolution)
-    // costs a few ns where the precise one costs ~25.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if cfg.policy_entries > 0
-        && let Some(entry) = HM_POLICY.get(&suspect.key)
-    {
-        if entry.kind == kind::ALLOW {
-            return Verdict::Exempt(ExemptReason::Allowlist);
-        }
-        if entry.blocks(now) {
-            return Verdict::Refuse(DropReason::Blocklist);
-        }
-    }
+fn limits(cfg: &MitigationConfig, suspect: &Suspect, now: u64) -> Verdict {
     let addr = suspect.key.data;
     let refused = if !admit(Limiter::Source, &cfg.source, &addr, now) {
         Some((DropReason::SourceRate, addr, HOST_PREFIX_LEN))

@@ -1,14 +1,16 @@
 //! The per-packet work shared by the XDP and TC programs.
 
+use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
 use monitor_common::{
     classify::{FlagClass, classify},
     counters::{Direction, counter_index},
     iface::{IFINDEX_PROBES, table_position},
-    parse::{PacketView, parse_tcp},
+    parse::{PacketView, SkipReason, parse_tcp},
 };
 
 use crate::{
     maps::{COUNTERS, IFINDEX_SLOTS},
+    mitigation::SynVerdict,
     view::LoadBytes,
 };
 
@@ -35,37 +37,47 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
     // SAFETY: a per-CPU map value is only touched by this CPU, and BPF
     // programs are not preempted on it mid-run.
     let counters = unsafe { &mut *counters };
-    match parse_tcp(pkt) {
-        Ok(tcp) => {
-            let class = classify(tcp.flags, tcp.payload_len);
-            counters.tcp[class as usize] += 1;
-            if class == FlagClass::Data {
-                crate::tls::inspect(pkt, &tcp, slot, direction);
+    let tcp = match parse_tcp(pkt) {
+        Ok(tcp) => tcp,
+        Err(reason) => {
+            counters.skipped[reason as usize] += 1;
+            if reason == SkipReason::Fragment
+                && direction == Direction::Ingress
+                && crate::mitigation::refuse_fragment(pkt, slot)
+            {
+                return Verdict::Drop;
             }
-            // Data segments, the bulk of traffic, never touch the flow table.
-            if matches!(
-                class,
-                FlagClass::Syn
-                    | FlagClass::SynAck
-                    | FlagClass::Ack
-                    | FlagClass::Fin
-                    | FlagClass::Rst
-            ) {
-                if class == FlagClass::Syn && direction == Direction::Ingress {
-                    // A cookie costs no state: such SYNs skip the limits
-                    // and the flow table.
-                    if crate::syncookie::wanted(pkt, &tcp, slot) {
-                        return Verdict::Cookie;
-                    }
-                    if crate::mitigation::refuse(pkt, &tcp, slot) {
-                        return Verdict::Drop;
-                    }
-                }
-                crate::flows::track(pkt, &tcp, class, slot, direction, counters);
-            }
+            return Verdict::Pass;
         }
-        Err(reason) => counters.skipped[reason as usize] += 1,
+    };
+    let class = classify(tcp.flags, tcp.payload_len);
+    counters.tcp[class as usize] += 1;
+    match class {
+        FlagClass::Data => {
+            crate::tls::inspect(pkt, &tcp, slot, direction);
+            return Verdict::Pass;
+        }
+        // Data segments, the bulk of traffic, never touch the flow tables.
+        FlagClass::Syn | FlagClass::SynAck | FlagClass::Ack | FlagClass::Fin | FlagClass::Rst => {}
+        FlagClass::Invalid => return Verdict::Pass,
     }
+    let Some(staged) = crate::segment::stage(pkt, &tcp, class, slot, direction) else {
+        return Verdict::Pass;
+    };
+    // The one clock read most segments need: a jiffy's resolution costs a
+    // few ns where the precise clock costs ~25 (read only for timestamps
+    // the latency histograms keep).
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if class == FlagClass::Syn && direction == Direction::Ingress {
+        match crate::mitigation::judge_syn(staged, slot, now) {
+            SynVerdict::Pass => {}
+            SynVerdict::Drop => return Verdict::Drop,
+            // A cookie costs no state: such SYNs skip the flow tables.
+            SynVerdict::Cookie => return Verdict::Cookie,
+        }
+    }
+    crate::flows::track(staged, slot, now, counters);
     Verdict::Pass
 }
 

@@ -17,7 +17,6 @@ use aya_ebpf::{
 };
 use monitor_common::{
     iface::MAX_INTERFACES,
-    parse::{PacketView, TcpPacket},
     syncookie::{
         CookieEvent, PortState, SYNACK_MAX_LEN, SynAckSpec, SyncookieConfig, SyncookieCounters,
         TCP_MAX_HEADER, TcpOptions, encode_tsval, ipv4_header, ipv6_header, parse_options_with,
@@ -25,7 +24,10 @@ use monitor_common::{
     },
 };
 
-use crate::flows::{bump, opaque};
+use crate::{
+    flows::{bump, opaque},
+    segment::Staged,
+};
 
 /// Ports in cookie mode per interface slot (`port_key`), written by the
 /// daemon.
@@ -153,17 +155,13 @@ pub fn port_state(slot: u32, port: u16) -> Option<PortState> {
 /// offsets are staged for [`answer`]. SYNs with IPv4 options or IPv6
 /// extension headers are left to the stack (and counted `unsupported`).
 #[inline(always)]
-pub fn wanted<V: PacketView>(pkt: &V, tcp: &TcpPacket, slot: u32) -> bool {
-    let Some(ports) = pkt.bytes::<4>(usize::from(tcp.l4_offset)) else {
-        return false;
-    };
-    let port = u16::from_be_bytes([ports[2], ports[3]]);
-    match port_state(slot, port) {
+pub fn wanted(st: &Staged, slot: u32) -> bool {
+    match port_state(slot, st.key.local_port) {
         Some(state) if state.answer != 0 => {}
         _ => return false,
     }
-    let ip_len = tcp.l4_offset - tcp.l3_offset;
-    if (tcp.ip_version == 4 && ip_len != 20) || (tcp.ip_version == 6 && ip_len != 40) {
+    let ip_len = st.l4 - st.l3;
+    if (st.ip_version == 4 && ip_len != 20) || (st.ip_version == 6 && ip_len != 40) {
         count(slot, CookieEvent::Unsupported);
         return false;
     }
@@ -172,10 +170,10 @@ pub fn wanted<V: PacketView>(pkt: &V, tcp: &TcpPacket, slot: u32) -> bool {
     };
     // SAFETY: per-CPU value, only this CPU touches it during the run.
     let s = unsafe { &mut *s };
-    s.l3 = u32::from(tcp.l3_offset);
-    s.l4 = u32::from(tcp.l4_offset);
-    s.th_len = u32::from(tcp.payload_offset - tcp.l4_offset);
-    s.version = u32::from(tcp.ip_version);
+    s.l3 = u32::from(st.l3);
+    s.l4 = u32::from(st.l4);
+    s.th_len = u32::from(st.th_len);
+    s.version = u32::from(st.ip_version);
     s.slot = slot;
     true
 }
@@ -304,7 +302,7 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     count(slot, CookieEvent::Sent);
     // The detector must still see the flood: answered SYNs count as
     // refused (they start no handshake the stack knows of).
-    crate::flows::count_refused_syn(spec.syn_dst_port, slot);
+    crate::ports::count_refused_syn(spec.syn_dst_port, slot);
     true
 }
 

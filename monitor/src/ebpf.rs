@@ -32,6 +32,7 @@ pub const TC_PROGRAM: &str = "hs_tc_egress";
 const IFINDEX_SLOTS_MAP: &str = "IFINDEX_SLOTS";
 const COUNTERS_MAP: &str = "COUNTERS";
 const FLOWS_MAP: &str = "FLOWS";
+pub const HALF_OPEN_MAP: &str = "HALF_OPEN";
 const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
 const TLS_CONFIG_MAP: &str = "TLS_CONFIG";
 
@@ -54,6 +55,12 @@ pub enum EbpfError {
     },
     #[error("pinned state: {0}")]
     Pins(String),
+    #[error("mapping BPF map {map} into memory")]
+    Mmap {
+        map: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("BPF map {map}")]
     Map {
         map: &'static str,
@@ -127,6 +134,8 @@ impl Programs {
     ) -> Result<Self, EbpfError> {
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(FLOWS_MAP, flows.table_size);
+        let flow_config = flows.kernel_config();
+        loader.map_max_entries(HALF_OPEN_MAP, flow_config.slots());
         let names = match pin_dir {
             Some(_) => {
                 crate::pins::names_to_pin(persist).map_err(|e| EbpfError::Pins(e.to_string()))?
@@ -149,11 +158,7 @@ impl Programs {
             crate::syncookies::kfunc::assign_reqsk_id(Path::new(crate::preflight::KERNEL_BTF_PATH));
         let (object, _) = crate::syncookies::kfunc::patch(crate::EBPF_OBJECT, kfunc);
         let mut ebpf = loader.load(object.bytes()).map_err(EbpfError::Object)?;
-        let budget = RateLimit {
-            per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
-            burst: flows.insert_burst,
-        };
-        write_settings(&mut ebpf, FLOW_CONFIG_MAP, budget)?;
+        write_settings(&mut ebpf, FLOW_CONFIG_MAP, flow_config)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
         xdp_program(&mut ebpf)?
             .load()

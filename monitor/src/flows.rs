@@ -1,24 +1,41 @@
-//! The flow table from userspace: settings, the once-a-second sweep that
-//! ends half-open handshakes past their timeout and measures the table,
-//! and reads of the per-CPU handshake counters and histograms.
+//! The flow tables from userspace: settings, the once-a-second sweep that
+//! counts half-open handshakes and their timeouts (reading the mmapped
+//! half-open table in place) and measures the flow table (in a few
+//! batched syscalls), and reads of the per-CPU handshake counters and
+//! histograms.
 
-use std::{collections::HashMap, io, time::Duration};
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::AsFd as _,
+    time::{Duration, Instant},
+};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::maps::{HashMap as BpfHashMap, IterableMap as _, MapData, PerCpuArray};
 use monitor_common::{
-    flow::{FlowKey, FlowState, HandshakeCounters, Role, handshake_index, phase},
+    flow::{FlowKey, FlowState, HandshakeCounters, RateLimit, Role, handshake_index},
+    half_open::{Age, FlowConfig, MAX_PARTITIONS},
     histogram::{Histogram, HistogramKind, histogram_index},
 };
 
 use crate::{
     ebpf::{EbpfError, Programs},
+    half_open::HalfOpenTable,
     ports::{PortLabel, PortSettings, PortTracker},
 };
 
-/// How the flow table is sized and fed.
+/// How often the flow table's entries are counted: a count copies the
+/// whole table out of the kernel (about 90 bytes an entry).
+const FILL_INTERVAL: Duration = Duration::from_secs(5);
+/// Entries per batched lookup.
+const BATCH: usize = 4096;
+
+/// How the flow tables are sized and fed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FlowSettings {
-    /// Entries of the LRU flow table (half-open and established flows).
+    /// Entries of the LRU flow table (established connections), and about
+    /// as many slots of the half-open table (rounded down to a power of
+    /// two per CPU).
     pub table_size: u32,
     /// A handshake not completed after this long is `timed_out`.
     pub handshake_timeout: Duration,
@@ -36,6 +53,23 @@ pub const DEFAULT_TABLE_SIZE: u32 = 262_144;
 pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = 100_000;
 pub const DEFAULT_INSERT_BURST: u64 = 10_000;
 
+impl FlowSettings {
+    /// What the programs read: the insert budget, the timeout and the
+    /// half-open table's partitions (one per possible CPU).
+    pub fn kernel_config(&self) -> FlowConfig {
+        let partitions = aya::util::nr_cpus().map_or(1, |n| n as u32);
+        FlowConfig::new(
+            RateLimit {
+                per_sec_per_cpu: self.inserts_per_sec_per_cpu,
+                burst: self.insert_burst,
+            },
+            self.handshake_timeout.as_nanos() as u64,
+            self.table_size,
+            partitions.min(MAX_PARTITIONS),
+        )
+    }
+}
+
 impl Default for FlowSettings {
     fn default() -> Self {
         Self {
@@ -50,31 +84,40 @@ impl Default for FlowSettings {
 /// What the sweeps have found and done.
 #[derive(Debug, Default, Clone)]
 pub struct SweepTotals {
-    /// Handshakes ended by the timeout, per (slot, role).
+    /// Handshakes ended by the timeout, per (slot, role): those whose
+    /// slot a later SYN took (counted by the kernel) and those still in
+    /// their slot.
     pub timed_out: HashMap<(u32, Role), u64>,
-    /// Half-open flows at the last sweep, per (slot, role).
+    /// Half-open handshakes within their timeout at the last sweep, per
+    /// (slot, role).
     pub half_open: HashMap<(u32, Role), u64>,
-    /// Entries at the last sweep.
+    /// Flow table entries at the last count (every [`FILL_INTERVAL`]).
     pub entries: u64,
-    /// Flows the sweeps removed.
-    pub removed: u64,
+    /// Occupied half-open slots at the last sweep (live or timed out).
+    pub half_open_slots_used: u64,
+    /// Slots of the half-open table.
+    pub half_open_slots: u64,
     /// Flows the LRU pushed out, derived from inserts and removals; kept
     /// monotonic since its inputs are read at slightly different times.
     pub evictions: u64,
     pub last_duration: Duration,
-    /// As `half_open` and `timed_out`, per (slot, role, port label).
+    /// As `half_open`, per (slot, role, port label).
     pub port_half_open: HashMap<(u32, Role, PortLabel), u64>,
+    /// Timed-out handshakes still in their slot, per (slot, role, port
+    /// label); the kernel's per-port counters hold the others.
     pub port_timed_out: HashMap<(u32, Role, PortLabel), u64>,
 }
 
 pub struct FlowTracker {
     flows: BpfHashMap<MapData, FlowKey, FlowState>,
+    half_open: HalfOpenTable,
     handshakes: PerCpuArray<MapData, HandshakeCounters>,
     histograms: PerCpuArray<MapData, Histogram>,
     settings: FlowSettings,
     totals: SweepTotals,
     slots: Vec<u32>,
     ports: PortTracker,
+    last_fill: Option<Instant>,
 }
 
 impl FlowTracker {
@@ -86,14 +129,20 @@ impl FlowTracker {
         slots: Vec<u32>,
     ) -> Result<Self, EbpfError> {
         let ports = PortTracker::new(programs, ports, slots.clone())?;
+        let half_open = HalfOpenTable::take(programs)?;
         Ok(Self {
             flows: programs.take_map("FLOWS")?,
+            totals: SweepTotals {
+                half_open_slots: half_open.slots() as u64,
+                ..SweepTotals::default()
+            },
+            half_open,
             handshakes: programs.take_map("HANDSHAKES")?,
             histograms: programs.take_map("HISTOGRAMS")?,
             settings,
-            totals: SweepTotals::default(),
             slots,
             ports,
+            last_fill: None,
         })
     }
 
@@ -109,61 +158,72 @@ impl FlowTracker {
         &self.ports
     }
 
-    /// Ends the handshakes past their timeout and measures the table.
-    /// `now_ns` is CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
+    /// Counts half-open handshakes and timeouts, and (every
+    /// [`FILL_INTERVAL`]) the flow table's entries. `now_ns` is
+    /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
     pub fn sweep(&mut self, now_ns: u64) -> io::Result<()> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
-        let mut expired = Vec::new();
         let mut half_open: HashMap<(u32, Role), u64> = HashMap::new();
         let mut port_half_open: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
-        let mut entries = 0u64;
-        // Collect first: deleting while walking restarts a hash map walk.
-        for item in self.flows.iter() {
-            let Ok((key, flow)) = item else { continue };
-            entries += 1;
-            if !phase::is_half_open(flow.phase) {
-                continue;
-            }
-            let id = (u32::from(key.slot), flow.role());
-            let service_port = match flow.role() {
-                Role::Server => key.local_port,
-                Role::Client => key.remote_port,
+        let mut expired: HashMap<(u32, Role), u64> = HashMap::new();
+        let mut port_expired: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
+        let mut used = 0u64;
+        let ports = &self.ports;
+        self.half_open.scan(now_ns, timeout_ns, |entry, age| {
+            used += 1;
+            let role = entry.state.role();
+            let id = (u32::from(entry.key.slot), role);
+            let service_port = match role {
+                Role::Server => entry.key.local_port,
+                Role::Client => entry.key.remote_port,
             };
-            let port_id = (id.0, id.1, self.ports.label(service_port));
-            if now_ns.saturating_sub(flow.syn_ns) > timeout_ns {
-                expired.push((key, id, port_id));
-            } else {
-                *half_open.entry(id).or_default() += 1;
-                *port_half_open.entry(port_id).or_default() += 1;
-            }
-        }
-        for (key, id, port_id) in expired {
-            // A flow that completed in the meantime is gone or changed; only
-            // a removal counts, and the kernel may have won the race.
-            if self.flows.remove(&key).is_ok() {
-                *self.totals.timed_out.entry(id).or_default() += 1;
-                *self.totals.port_timed_out.entry(port_id).or_default() += 1;
-                self.totals.removed += 1;
-                entries = entries.saturating_sub(1);
+            let port_id = (id.0, id.1, ports.label(service_port));
+            let (count, port_count) = match age {
+                Age::Expired => (&mut expired, &mut port_expired),
+                _ => (&mut half_open, &mut port_half_open),
+            };
+            *count.entry(id).or_default() += 1;
+            *port_count.entry(port_id).or_default() += 1;
+        });
+        for slot in self.slots.clone() {
+            for role in Role::ALL {
+                let id = (slot, role);
+                let total = self.handshakes(slot, role)?.half_open_expired
+                    + expired.get(&id).copied().unwrap_or(0);
+                // Monotonic, though the kernel's count and the table are
+                // read at slightly different times.
+                let kept = self.totals.timed_out.entry(id).or_default();
+                *kept = (*kept).max(total);
             }
         }
         self.totals.half_open = half_open;
         self.totals.port_half_open = port_half_open;
+        self.totals.port_timed_out = port_expired;
+        self.totals.half_open_slots_used = used;
         self.ports.maybe_rebalance()?;
-        self.totals.entries = entries;
-        self.update_evictions()?;
+        if self.last_fill.is_none_or(|at| at.elapsed() >= FILL_INTERVAL) {
+            self.count_entries()?;
+            self.last_fill = Some(Instant::now());
+        }
         self.totals.last_duration = started.elapsed();
         Ok(())
     }
 
-    fn update_evictions(&mut self) -> io::Result<()> {
+    /// Counts the flow table and derives its evictions.
+    fn count_entries(&mut self) -> io::Result<()> {
+        self.totals.entries = crate::map_batch::count_entries(
+            self.flows.map().fd().as_fd(),
+            size_of::<FlowKey>(),
+            size_of::<FlowState>(),
+            BATCH,
+        )?;
         let mut inserted = 0u64;
-        let mut removed = self.totals.removed;
+        let mut removed = 0u64;
         for slot in self.slots.clone() {
             for role in Role::ALL {
                 let c = self.handshakes(slot, role)?;
-                inserted += c.inserts;
+                inserted += c.promoted;
                 removed += c.removed;
             }
         }

@@ -68,7 +68,7 @@ pub fn collect(tracker: &FlowTracker, interfaces: &[(String, u32)]) -> Vec<Metri
                     ("port_class", label.class().name()),
                 ];
                 let id = (*slot, role, *label);
-                let timed_out = totals.port_timed_out.get(&id).copied().unwrap_or(0);
+                let timed_out = c.timed_out + totals.port_timed_out.get(&id).copied().unwrap_or(0);
                 for (result, value) in [
                     ("completed", c.completed),
                     ("reset", c.reset),

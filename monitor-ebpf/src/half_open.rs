@@ -1,0 +1,180 @@
+//! The half-open table, kernel half (see `monitor_common::half_open`): a
+//! SYN takes one slot of its CPU's partition, later handshake segments
+//! find it by probing every partition's slot for the tuple, and a
+//! completed handshake leaves it for the flow table.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::map,
+    maps::{Array, PerCpuArray},
+};
+use monitor_common::{
+    flow::{FlowKey, FlowState, HandshakeCounters, Role, TokenBucket, handshake_index},
+    half_open::{Age, FlowConfig, HalfOpen, MAX_PARTITIONS, flow_hash, slot_index},
+    handshake::{Outcome, on_segment},
+};
+
+use crate::segment::Staged;
+
+/// Default size; the daemon sets the configured one before loading.
+const DEFAULT_SLOTS: u32 = 262_144;
+/// `BPF_F_MMAPABLE`: the daemon reads the table in place.
+const MMAPABLE: u32 = 1 << 10;
+
+#[map]
+pub static HALF_OPEN: Array<HalfOpen> = Array::with_max_entries(DEFAULT_SLOTS, MMAPABLE);
+
+#[map]
+pub static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static INSERT_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn config() -> Option<&'static FlowConfig> {
+    FLOW_CONFIG.get(0)
+}
+
+#[inline(always)]
+fn slot_at(index: u32) -> Option<&'static mut HalfOpen> {
+    // SAFETY: a valid map value for the program's run. Two CPUs may write
+    // one slot only when their partitions' probes meet on one tuple; the
+    // worst a torn entry does is misjudge that one handshake.
+    HALF_OPEN.get_ptr_mut(index).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+fn this_cpu(cfg: &FlowConfig) -> u32 {
+    // SAFETY: no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    if cpu < cfg.partitions {
+        cpu
+    } else {
+        cpu.checked_rem(cfg.partitions).unwrap_or(0)
+    }
+}
+
+/// Whole-key equality in five 8-byte compares (a derived `==` compares
+/// byte arrays, which LLVM may turn into a `bcmp` call BPF does not have).
+#[inline(always)]
+fn same_key(a: &FlowKey, b: &FlowKey) -> bool {
+    let (a, b) = (
+        (a as *const FlowKey).cast::<u64>(),
+        (b as *const FlowKey).cast::<u64>(),
+    );
+    let mut diff = 0u64;
+    for i in 0..5 {
+        // SAFETY: FlowKey is 40 bytes of plain integers.
+        diff |= unsafe { a.add(i).read_unaligned() ^ b.add(i).read_unaligned() };
+    }
+    diff == 0
+}
+
+/// What became of a SYN.
+pub enum SynFate {
+    /// A retransmission of the handshake in its slot.
+    Retransmit,
+    /// A new handshake now in the slot.
+    Started,
+    /// Not tracked: the insert budget is spent.
+    Skipped,
+}
+
+/// Follows a SYN (`role` from its direction). `now_coarse` is the
+/// packet's coarse clock reading, enough for the budget and the timeout;
+/// the precise clock is read only for a SYN that is tracked, whose time
+/// the latency histograms need.
+#[inline(always)]
+pub fn syn(st: &Staged, role: Role, now_coarse: u64, stats: &mut HandshakeCounters) -> SynFate {
+    let Some(cfg) = config() else {
+        return SynFate::Skipped;
+    };
+    let index = slot_index(this_cpu(cfg), flow_hash(&st.key), cfg.slots_per_cpu);
+    let Some(slot) = slot_at(index) else {
+        return SynFate::Skipped;
+    };
+    let age = slot.age(now_coarse, cfg.handshake_timeout_ns);
+    if age == Age::Live
+        && same_key(&slot.key, &st.key)
+        && on_segment(Some(&mut slot.state), &st.seg, 0) == Outcome::SynRetransmit
+    {
+        stats.syn_retransmits += 1;
+        return SynFate::Retransmit;
+    }
+    let admitted = match INSERT_BUDGET.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        Some(budget) => unsafe { (*budget).take(&cfg.budget, now_coarse) },
+        None => false,
+    };
+    if !admitted {
+        stats.insert_skipped += 1;
+        return SynFate::Skipped;
+    }
+    match age {
+        Age::Empty => {}
+        Age::Live => count_lost(slot, false),
+        Age::Expired => count_lost(slot, true),
+    }
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    slot.key = st.key;
+    slot.state = FlowState::on_syn(role, st.seg.seq, now);
+    stats.inserts += 1;
+    SynFate::Started
+}
+
+/// Counts the handshake a new SYN pushes out of its slot, against its own
+/// interface, role and port.
+#[inline(always)]
+fn count_lost(old: &HalfOpen, expired: bool) {
+    let role = old.state.role();
+    let index = handshake_index(u32::from(old.key.slot), role);
+    if let Some(stats) = crate::flows::HANDSHAKES.get_ptr_mut(index) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        let stats = unsafe { &mut *stats };
+        if expired {
+            stats.half_open_expired += 1;
+        } else {
+            stats.half_open_displaced += 1;
+        }
+    }
+    if expired {
+        crate::ports::count_timeout(&old.key, role);
+    }
+}
+
+/// The live half-open handshake of `key`, from any CPU's partition (this
+/// CPU's first: where the SYN usually was).
+#[inline(always)]
+pub fn find(key: &FlowKey, now_coarse: u64) -> Option<&'static mut HalfOpen> {
+    let cfg = config()?;
+    let hash = flow_hash(key);
+    let own = this_cpu(cfg);
+    let matches = |slot: &HalfOpen| {
+        slot.age(now_coarse, cfg.handshake_timeout_ns) == Age::Live && same_key(&slot.key, key)
+    };
+    let slot = slot_at(slot_index(own, hash, cfg.slots_per_cpu))?;
+    if matches(slot) {
+        return Some(slot);
+    }
+    for cpu in 0..MAX_PARTITIONS {
+        if cpu >= cfg.partitions {
+            break;
+        }
+        if cpu == own {
+            continue;
+        }
+        if let Some(slot) = slot_at(slot_index(cpu, hash, cfg.slots_per_cpu))
+            && matches(slot)
+        {
+            return Some(slot);
+        }
+    }
+    None
+}
+
+/// Empties a slot whose handshake completed or was reset.
+#[inline(always)]
+pub fn clear(slot: &mut HalfOpen) {
+    slot.state.phase = 0;
+}
