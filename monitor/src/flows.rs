@@ -11,7 +11,7 @@ use monitor_common::{
 };
 
 use crate::{
-    ebpf::{EbpfError, Programs},
+    loader::{EbpfError, LoadSettings, Programs},
     ports::{PortLabel, PortSettings, PortTracker},
 };
 
@@ -32,9 +32,9 @@ pub struct FlowSettings {
 /// Linux gives up on a SYN-ACK after 5 retries (tcp_synack_retries): sent
 /// at 0 s, retried at 1, 3, 7, 15 and 31 s, dropped 32 s after the last.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(63);
-pub const DEFAULT_TABLE_SIZE: u32 = 262_144;
-pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = 100_000;
-pub const DEFAULT_INSERT_BURST: u64 = 10_000;
+pub const DEFAULT_TABLE_SIZE: u32 = LoadSettings::DEFAULT.flow_table_size;
+pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = LoadSettings::DEFAULT.flow_inserts_per_sec_per_cpu;
+pub const DEFAULT_INSERT_BURST: u64 = LoadSettings::DEFAULT.flow_insert_burst;
 
 impl Default for FlowSettings {
     fn default() -> Self {
@@ -43,6 +43,17 @@ impl Default for FlowSettings {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             inserts_per_sec_per_cpu: DEFAULT_INSERTS_PER_SEC_PER_CPU,
             insert_burst: DEFAULT_INSERT_BURST,
+        }
+    }
+}
+
+/// What of the flow settings is fixed when the programs load.
+impl From<&FlowSettings> for LoadSettings {
+    fn from(flows: &FlowSettings) -> Self {
+        Self {
+            flow_table_size: flows.table_size,
+            flow_inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
+            flow_insert_burst: flows.insert_burst,
         }
     }
 }
