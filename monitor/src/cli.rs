@@ -37,7 +37,7 @@ pub enum Command {
     /// maps, so counters and blocks are lost). Refused while a daemon runs.
     Detach {
         /// The pin directory the daemon used.
-        #[arg(long, value_name = "DIR", default_value = crate::pins::DEFAULT_PIN_DIR)]
+        #[arg(long, value_name = "DIR", default_value = crate::loader::pins::DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
         /// The daemon's control socket (to check that none runs).
         #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
@@ -208,7 +208,7 @@ pub struct RunArgs {
 
     /// The pin settings the flags and the config file give.
     #[arg(skip)]
-    pub pins: crate::pins::PinSettings,
+    pub pins: crate::loader::pins::PinSettings,
 
     /// The rest of the mitigation settings: the config file's
     /// `[mitigation]` section.

@@ -16,14 +16,15 @@ use crate::{
         notify::{self, Alertmanager},
         scan::ScanWatcher,
     },
-    ebpf::{Attachment, Programs},
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
     flows::{FlowTracker, monotonic_ns},
-    http, interfaces, kernel_state, metrics,
+    http, interfaces, kernel_state,
+    loader::{Attachment, LoadSettings, Programs, btf::KERNEL_BTF_PATH, links, pins},
+    metrics,
     mitigation::{Mitigation, control, metrics::MitigationCollector},
     notify_systemd::Notifier,
-    pins, preflight, signals,
+    preflight, signals,
     status::StatusSource,
     syncookies::{Syncookies, metrics::SyncookieCollector},
     tls_capture::{
@@ -35,7 +36,7 @@ use crate::{
 
 pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let systemd = Notifier::from_env();
-    preflight::check_btf(Path::new(preflight::KERNEL_BTF_PATH))?;
+    preflight::check_btf(Path::new(KERNEL_BTF_PATH))?;
     preflight::check_capabilities()?;
     let ifaces = interfaces::resolve(&args.ifaces)?;
     let alertmanager = args
@@ -63,8 +64,11 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     // A second daemon must fail here too, before it attaches anything.
     let control = control::bind(&args.mitigation.control_socket)?;
     let pin_dir = pins::prepare(&args.pins, flow_settings.table_size)?;
-    let mut programs =
-        Programs::load_pinned(&flow_settings, pin_dir.as_deref(), args.pins.persist)?;
+    let mut programs = Programs::load_pinned(
+        &LoadSettings::from(&flow_settings),
+        pin_dir.as_deref(),
+        args.pins.persist,
+    )?;
     let mut attachments: Vec<Attachment> = Vec::with_capacity(ifaces.len());
     for iface in &ifaces {
         // On error, dropping `programs` detaches what was attached so far.
@@ -82,7 +86,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         // Interfaces an earlier persisting run watched and this one does not.
         let keep: Vec<u32> = ifaces.iter().map(|i| i.ifindex).collect();
         programs.forget_other_interfaces(&keep)?;
-        for link in crate::links::release_others(&pins::links_dir(dir), &ifaces) {
+        for link in links::release_others(&pins::links_dir(dir), &ifaces) {
             tracing::info!(link = %link, "detached a pinned link of an interface no longer watched");
         }
     }
@@ -288,7 +292,7 @@ fn drop_capabilities(attachments: &[Attachment]) {
     }
     if attachments
         .iter()
-        .any(|a| a.tc == crate::ebpf::TcAttachMode::Clsact)
+        .any(|a| a.tc == crate::loader::TcAttachMode::Clsact)
     {
         keep.push(CAP_NET_ADMIN);
     }

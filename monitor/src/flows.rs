@@ -13,14 +13,14 @@ use std::{
 
 use aya::maps::{HashMap as BpfHashMap, IterableMap as _, MapData, PerCpuArray};
 use monitor_common::{
-    flow::{FlowKey, FlowState, HandshakeCounters, RateLimit, Role, handshake_index},
-    half_open::{Age, FlowConfig, MAX_PARTITIONS},
+    flow::{FlowKey, FlowState, HandshakeCounters, Role, handshake_index},
+    half_open::Age,
     histogram::{Histogram, HistogramKind, histogram_index},
 };
 
 use crate::{
-    ebpf::{EbpfError, Programs},
     half_open::HalfOpenTable,
+    loader::{EbpfError, LoadSettings, Programs},
     ports::{PortLabel, PortSettings, PortTracker},
 };
 
@@ -46,29 +46,11 @@ pub struct FlowSettings {
     pub insert_burst: u64,
 }
 
-/// Linux gives up on a SYN-ACK after 5 retries (tcp_synack_retries): sent
-/// at 0 s, retried at 1, 3, 7, 15 and 31 s, dropped 32 s after the last.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(63);
-pub const DEFAULT_TABLE_SIZE: u32 = 262_144;
-pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = 100_000;
-pub const DEFAULT_INSERT_BURST: u64 = 10_000;
-
-impl FlowSettings {
-    /// What the programs read: the insert budget, the timeout and the
-    /// half-open table's partitions (one per possible CPU).
-    pub fn kernel_config(&self) -> FlowConfig {
-        let partitions = aya::util::nr_cpus().map_or(1, |n| n as u32);
-        FlowConfig::new(
-            RateLimit {
-                per_sec_per_cpu: self.inserts_per_sec_per_cpu,
-                burst: self.insert_burst,
-            },
-            self.handshake_timeout.as_nanos() as u64,
-            self.table_size,
-            partitions.min(MAX_PARTITIONS),
-        )
-    }
-}
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration =
+    Duration::from_nanos(LoadSettings::DEFAULT.handshake_timeout_ns);
+pub const DEFAULT_TABLE_SIZE: u32 = LoadSettings::DEFAULT.flow_table_size;
+pub const DEFAULT_INSERTS_PER_SEC_PER_CPU: u64 = LoadSettings::DEFAULT.flow_inserts_per_sec_per_cpu;
+pub const DEFAULT_INSERT_BURST: u64 = LoadSettings::DEFAULT.flow_insert_burst;
 
 impl Default for FlowSettings {
     fn default() -> Self {
@@ -77,6 +59,18 @@ impl Default for FlowSettings {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             inserts_per_sec_per_cpu: DEFAULT_INSERTS_PER_SEC_PER_CPU,
             insert_burst: DEFAULT_INSERT_BURST,
+        }
+    }
+}
+
+/// What of the flow settings is fixed when the programs load.
+impl From<&FlowSettings> for LoadSettings {
+    fn from(flows: &FlowSettings) -> Self {
+        Self {
+            flow_table_size: flows.table_size,
+            flow_inserts_per_sec_per_cpu: flows.inserts_per_sec_per_cpu,
+            flow_insert_burst: flows.insert_burst,
+            handshake_timeout_ns: flows.handshake_timeout.as_nanos() as u64,
         }
     }
 }
@@ -212,7 +206,7 @@ impl FlowTracker {
 
     /// Counts the flow table and derives its evictions.
     fn count_entries(&mut self) -> io::Result<()> {
-        self.totals.entries = crate::map_batch::count_entries(
+        self.totals.entries = crate::loader::map_batch::count_entries(
             self.flows.map().fd().as_fd(),
             size_of::<FlowKey>(),
             size_of::<FlowState>(),

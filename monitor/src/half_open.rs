@@ -12,7 +12,7 @@ use std::{
 use aya::maps::{Map, MapData};
 use monitor_common::half_open::{Age, HalfOpen};
 
-use crate::ebpf::{EbpfError, HALF_OPEN_MAP, Programs};
+use crate::loader::{EbpfError, HALF_OPEN_MAP, Programs};
 
 pub struct HalfOpenTable {
     base: NonNull<HalfOpen>,

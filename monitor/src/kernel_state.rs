@@ -9,7 +9,6 @@
 //! `KS_CONFIG` map, and only then attaches: a program never runs
 //! unconfigured.
 
-pub(crate) mod btf;
 mod collector;
 
 use std::{os::unix::fs::MetadataExt as _, path::Path};
@@ -21,13 +20,11 @@ use aya::{
 use monitor_common::tcp_state::KernelStateConfig;
 use thiserror::Error;
 
-pub use self::{
-    btf::{Btf, BtfError, Shape},
-    collector::KernelStateCollector,
-};
-use crate::{
-    ebpf::{EbpfError, take_map, write_settings},
-    preflight::KERNEL_BTF_PATH,
+pub use self::collector::KernelStateCollector;
+use crate::loader::{
+    EbpfError,
+    btf::{self, Btf, BtfError, KERNEL_BTF_PATH, Shape},
+    take_map, write_settings,
 };
 
 const CONFIG_MAP: &str = "KS_CONFIG";

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Command::Detach {
             pin_dir,
             control_socket,
-        } => match monitor::pins::detach(&pin_dir, &control_socket) {
+        } => match monitor::loader::pins::detach(&pin_dir, &control_socket) {
             Ok(removed) if removed.is_empty() => {
                 println!("nothing pinned under {}", pin_dir.display());
                 ExitCode::SUCCESS

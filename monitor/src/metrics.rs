@@ -12,7 +12,7 @@ use prometheus::{
     proto::MetricFamily,
 };
 
-use crate::ebpf::{Attachment, CounterReader};
+use crate::loader::{Attachment, CounterReader};
 
 pub const TCP_PACKETS: &str = "handshake_tcp_packets_total";
 pub const SKIPPED_PACKETS: &str = "handshake_parser_skipped_packets_total";

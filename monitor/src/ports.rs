@@ -14,7 +14,7 @@ use monitor_common::{
     ports::{NAMED_PORT_SLOTS, PortClass, PortCounters, VolumeSketch, port_index},
 };
 
-use crate::ebpf::{EbpfError, Programs};
+use crate::loader::{EbpfError, Programs};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortSettings {

@@ -5,9 +5,6 @@ use std::path::Path;
 
 use thiserror::Error;
 
-/// Where the kernel publishes its own BTF.
-pub const KERNEL_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
-
 #[derive(Debug, Error)]
 pub enum PreflightError {
     #[error(

@@ -14,7 +14,7 @@ use monitor_common::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    detector::AlertBoard, ebpf::Attachment, flows::FlowTracker, mitigation::Mitigation,
+    detector::AlertBoard, flows::FlowTracker, loader::Attachment, mitigation::Mitigation,
     ports::PortLabel,
 };
 

@@ -6,8 +6,8 @@
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::{CounterReader, Programs},
     interfaces::Interface,
+    loader::{CounterReader, Programs},
 };
 use monitor_common::{
     classify::{FlagClass, classify, tcp_flags::*},

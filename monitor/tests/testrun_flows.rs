@@ -12,9 +12,9 @@ mod support;
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::{CounterReader, Programs},
     flows::{FlowSettings, FlowTracker},
     interfaces::Interface,
+    loader::{CounterReader, LoadSettings, Programs},
     ports::PortSettings,
 };
 use monitor_common::{
@@ -43,7 +43,8 @@ impl Lab {
             0,
             "needs root: run `cargo xtask test`"
         );
-        let mut programs = Programs::load_with(&settings).expect("load programs");
+        let mut programs =
+            Programs::load_with(&LoadSettings::from(&settings)).expect("load programs");
         let lo = Interface {
             name: "lo".into(),
             ifindex: 1,

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::Programs,
     events::EventSink,
     interfaces::Interface,
+    loader::Programs,
     mitigation::{Mitigation, MitigationSettings, cidr::Cidr},
 };
 use monitor_common::{

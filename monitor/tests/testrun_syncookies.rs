@@ -15,8 +15,8 @@ use std::net::TcpListener;
 
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::Programs,
     interfaces::Interface,
+    loader::Programs,
     syncookies::{SyncookieSettings, Syncookies, TC_INGRESS_PROGRAM},
 };
 use monitor_common::{

@@ -12,8 +12,8 @@ mod support;
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::Programs,
     interfaces::Interface,
+    loader::Programs,
     tls_capture::{
         CaptureMaps,
         reassembly::{Assembled, Reassembler},

@@ -21,7 +21,7 @@ pub struct Case {
     pub warmup: Vec<Vec<u8>>,
     pub inserts_per_sec: u64,
     /// Configures the freshly loaded programs of each round.
-    pub setup: Option<fn(&mut crate::ebpf::Programs) -> anyhow::Result<()>>,
+    pub setup: Option<fn(&mut crate::loader::Programs) -> anyhow::Result<()>>,
 }
 
 fn tcp(flags: u8, port: u16, payload: &[u8]) -> Vec<u8> {

@@ -4,8 +4,8 @@
 use monitor_common::mitigation::Mode;
 
 use crate::{
-    ebpf::Programs,
     events::EventSink,
+    loader::Programs,
     mitigation::{Mitigation, MitigationSettings},
 };
 

@@ -22,7 +22,11 @@ use aya::{Ebpf, programs::Program};
 pub use cases::{Case, cases};
 pub use live::{LiveCase, Pipeline, Setup};
 
-use crate::{ebpf::Programs, flows::FlowSettings, interfaces::Interface, tls_capture::CaptureMaps};
+use crate::{
+    interfaces::Interface,
+    loader::{LoadSettings, Programs},
+    tls_capture::CaptureMaps,
+};
 
 /// One measured figure.
 #[derive(Debug, Clone)]
@@ -66,9 +70,9 @@ pub fn run(rounds: usize, only: &[String]) -> anyhow::Result<Vec<Figure>> {
 /// loopback registered (TestRun frames arrive on `lo`), a TLS budget that
 /// never runs out, and the capture maps taken so the caller can drain them.
 fn programs_for_bench(inserts_per_sec: u64) -> anyhow::Result<(Programs, CaptureMaps)> {
-    let settings = FlowSettings {
-        inserts_per_sec_per_cpu: inserts_per_sec,
-        ..FlowSettings::default()
+    let settings = LoadSettings {
+        flow_inserts_per_sec_per_cpu: inserts_per_sec,
+        ..LoadSettings::default()
     };
     let mut programs = Programs::load_with(&settings)?;
     programs.register(&Interface {

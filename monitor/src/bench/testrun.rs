@@ -72,12 +72,13 @@ fn round(case: &Case, hook: Hook) -> anyhow::Result<(f64, f64)> {
     let ebpf = programs.ebpf_mut();
     let value = match hook {
         Hook::Xdp => {
-            let program: &mut Xdp = super::program_mut(ebpf, crate::ebpf::XDP_PROGRAM)?;
+            let program: &mut Xdp = super::program_mut(ebpf, crate::loader::XDP_PROGRAM)?;
             warm(program, &case.warmup)?;
             mean_ns(program, &case.frames, case.repeat)?
         }
         Hook::Tc => {
-            let program: &mut SchedClassifier = super::program_mut(ebpf, crate::ebpf::TC_PROGRAM)?;
+            let program: &mut SchedClassifier =
+                super::program_mut(ebpf, crate::loader::TC_PROGRAM)?;
             warm(program, &case.warmup)?;
             mean_ns(program, &case.frames, case.repeat)?
         }

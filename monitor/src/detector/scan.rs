@@ -8,7 +8,7 @@ use std::{net::IpAddr, time::Duration};
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use monitor_common::flow::{ScanKey, ScanState};
 
-use crate::ebpf::{EbpfError, Programs};
+use crate::loader::{EbpfError, Programs};
 
 /// When a source is a scanner.
 #[derive(Debug, Clone, Copy, PartialEq)]

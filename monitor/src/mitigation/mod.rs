@@ -22,16 +22,15 @@ use self::{
     cidr::{Cidr, format_duration},
     policy::{Listed, PolicyError, PolicyTable},
 };
+use crate::loader::pins::POLICY_MAP;
 use crate::{
-    ebpf::{EbpfError, Programs},
     events::{EventSink, JsonObject},
     flows::monotonic_ns,
+    loader::{EbpfError, Programs},
     tls_capture::wallclock::{rfc3339, wall_time},
 };
 
 pub const CONFIG_MAP: &str = "MITIGATION_CONFIG";
-pub const POLICY_MAP: &str = "HM_POLICY";
-pub const PROTECTED_MAP: &str = "HM_PROTECTED";
 const STATS_MAP: &str = "MITIGATION_STATS";
 const OFFENDERS_MAP: &str = "OFFENDERS";
 

@@ -5,7 +5,6 @@
 //! port table the kernel programs read. See docs/mitigation.md.
 
 pub mod config;
-pub mod kfunc;
 pub mod metrics;
 
 use std::{
@@ -23,8 +22,8 @@ use monitor_common::syncookie::{
 use thiserror::Error;
 
 use crate::{
-    ebpf::{EbpfError, Programs, take_map},
     interfaces::Interface,
+    loader::{EbpfError, Programs, btf::KERNEL_BTF_PATH, kfunc, take_map},
 };
 
 pub const TC_INGRESS_PROGRAM: &str = "hs_tc_ingress";
@@ -108,9 +107,7 @@ impl Syncookies {
             if settings.ports.is_empty() {
                 return Err(SyncookieError::NoPorts);
             }
-            if kfunc::assign_reqsk_id(std::path::Path::new(crate::preflight::KERNEL_BTF_PATH))
-                .is_none()
-            {
+            if kfunc::assign_reqsk_id(std::path::Path::new(KERNEL_BTF_PATH)).is_none() {
                 return Err(SyncookieError::NoKfunc);
             }
             let program: &mut SchedClassifier = programs

@@ -21,7 +21,7 @@ use tokio::{
 pub use pipeline::Pipeline;
 use reassembly::{Reassembler, ReassemblyStats};
 
-use crate::ebpf::{EbpfError, Programs};
+use crate::loader::{EbpfError, Programs};
 
 /// The kernel objects of the capture path, taken out of the loaded object.
 pub struct CaptureMaps {

@@ -16,7 +16,7 @@ use std::{
 };
 
 use aya::programs::{Xdp, XdpMode};
-use monitor::ebpf::Programs;
+use monitor::loader::Programs;
 use monitor_common::{
     classify::tcp_flags::SYN,
     frames::{Ip, TcpFrame},

@@ -4,9 +4,9 @@
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use monitor::{
-    ebpf::{CounterReader, Programs},
     flows::FlowSettings,
     interfaces::Interface,
+    loader::{CounterReader, LoadSettings, Programs},
 };
 use monitor_common::{
     classify::{FlagClass, classify},
@@ -35,7 +35,7 @@ impl Harness {
 
     pub fn with(flows: &FlowSettings) -> Self {
         super::require_root();
-        let mut programs = Programs::load_with(flows).expect("load programs");
+        let mut programs = Programs::load_with(&LoadSettings::from(flows)).expect("load programs");
         let lo = Interface {
             name: "lo".into(),
             ifindex: LOOPBACK,

@@ -44,7 +44,7 @@ pub fn round() -> anyhow::Result<(f64, u64, u64)> {
     let record = (RECORD_OVERHEAD + CHUNK_HEADER_LEN + hello.len()).next_multiple_of(8);
     // Leave a tenth of the ring free: the fill must not lose anything.
     let events = (RING_BYTES * 9 / 10 / record) as u16;
-    let program: &mut Xdp = program_mut(programs.ebpf_mut(), crate::ebpf::XDP_PROGRAM)?;
+    let program: &mut Xdp = program_mut(programs.ebpf_mut(), crate::loader::XDP_PROGRAM)?;
     for i in 0..events {
         let mut frame = TcpFrame::v4(ACK | PSH).with_payload(&hello);
         // A flow of its own per hello, as from distinct clients.

@@ -9,7 +9,7 @@ use super::{Pipeline, Receiver, Traffic};
 /// Extra configuration of the monitor before it is attached (the mode a
 /// pipeline measures), run on the freshly loaded programs of each round.
 pub type Setup =
-    Arc<dyn Fn(&mut crate::ebpf::Programs) -> anyhow::Result<()> + Send + Sync + 'static>;
+    Arc<dyn Fn(&mut crate::loader::Programs) -> anyhow::Result<()> + Send + Sync + 'static>;
 
 pub struct LiveCase {
     pub name: &'static str,

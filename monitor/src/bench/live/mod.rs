@@ -28,7 +28,7 @@ use monitor_common::{
 };
 
 use super::{Figure, median, program_mut};
-use crate::{ebpf::Programs, interfaces::Interface};
+use crate::{interfaces::Interface, loader::Programs};
 
 const GENERATOR: &str = "hs_bench_gen";
 const GEN_CONFIG_MAP: &str = "BENCH_GEN_CONFIG";

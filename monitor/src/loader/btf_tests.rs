@@ -153,7 +153,7 @@ fn rejects_malformed_blobs() {
 /// requirement, checked at start-up).
 #[test]
 fn reads_the_running_kernel() {
-    let path = Path::new(crate::preflight::KERNEL_BTF_PATH);
+    let path = Path::new(KERNEL_BTF_PATH);
     assert!(path.exists(), "{} is required", path.display());
     let btf = Btf::from_file(path).unwrap();
     let common = btf.field("sock", &["__sk_common"]).unwrap();

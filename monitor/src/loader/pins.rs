@@ -13,13 +13,15 @@ use std::{
 use aya::maps::MapInfo;
 use thiserror::Error;
 
-use crate::mitigation::{POLICY_MAP, PROTECTED_MAP};
+use super::{EBPF_OBJECT, FLOWS_MAP, HALF_OPEN_MAP, LoadSettings};
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/handshake-monitor";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const BPFFS_ROOT: &str = "/sys/fs/bpf";
-/// The flow table's size is a setting; its pin must match the setting.
-const FLOWS_MAP: &str = "FLOWS";
+/// The mitigation's policy table: the blocks and limits in force.
+pub const POLICY_MAP: &str = "HM_POLICY";
+/// The completed-handshake table the mitigation exempts from its limits.
+pub const PROTECTED_MAP: &str = "HM_PROTECTED";
 
 /// Where and what to pin (`--pin-dir`, `--persist`, `[monitor]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +96,7 @@ impl std::fmt::Display for Shape {
 /// The maps to pin, with their shapes: the policy tables, or with
 /// `persist` every map of the object (its data sections excepted).
 fn maps_to_pin(persist: bool, flow_table_size: u32) -> Result<Vec<(String, Shape)>, PinError> {
-    let object = aya_obj::Object::parse(crate::EBPF_OBJECT).map_err(PinError::Object)?;
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(PinError::Object)?;
     let mut maps: Vec<(String, Shape)> = object
         .maps
         .iter()
@@ -103,6 +105,13 @@ fn maps_to_pin(persist: bool, flow_table_size: u32) -> Result<Vec<(String, Shape
         .map(|(name, map)| {
             let entries = if name == FLOWS_MAP {
                 flow_table_size
+            } else if name == HALF_OPEN_MAP {
+                LoadSettings {
+                    flow_table_size,
+                    ..LoadSettings::DEFAULT
+                }
+                .kernel_config()
+                .slots()
             } else {
                 map.max_entries()
             };

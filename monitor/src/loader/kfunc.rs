@@ -10,7 +10,7 @@ use std::path::Path;
 
 use monitor_common::syncookie::{KFUNC_PLACEHOLDER_IMM, KFUNC_PLACEHOLDER_INSN};
 
-use crate::kernel_state::btf::Btf;
+use super::btf::Btf;
 
 /// The kfunc the TC ingress program calls (Linux 6.9+).
 pub const ASSIGN_REQSK: &str = "bpf_sk_assign_tcp_reqsk";

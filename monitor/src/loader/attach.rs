@@ -12,10 +12,8 @@ use aya::{
     util::KernelVersion,
 };
 
-use crate::{
-    ebpf::{EbpfError, TC_PROGRAM, XDP_PROGRAM},
-    interfaces::Interface,
-};
+use super::{EbpfError, TC_PROGRAM, XDP_PROGRAM};
+use crate::interfaces::Interface;
 
 /// Where XDP runs on an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,20 @@
-//! Loading the kernel programs and attaching them to interfaces.
+//! The loader: loading the kernel object, attaching its programs to
+//! interfaces, pinning maps and links. It sits between monitor-common and
+//! the features (flows, mitigation, SYN cookies, TLS capture, ...): the
+//! features import it, it imports none of them (`layers_tests` checks).
 //!
 //! Everything attached is held by [`Programs`]: attachments are BPF links
 //! owned by this process, so dropping it (or the process dying) detaches
-//! them. Only the mitigation's policy tables are pinned (see
-//! `mitigation::pins`), so blocks outlive the process.
+//! them. Unless `persist` pins them too, only the mitigation's policy tables
+//! are pinned (see [`pins`]), so blocks outlive the process.
+
+pub mod attach;
+pub mod btf;
+pub mod kfunc;
+pub mod links;
+pub mod map_batch;
+pub mod pins;
+mod settings;
 
 use std::{
     io,
@@ -22,15 +33,21 @@ use monitor_common::{
 };
 use thiserror::Error;
 
-use crate::{flows::FlowSettings, interfaces::Interface};
+pub(crate) use self::attach::{attach_tc, attach_xdp, tc_program, xdp_program};
+pub use self::{
+    attach::{Attachment, TcAttachMode, XdpAttachMode},
+    settings::LoadSettings,
+};
+use crate::interfaces::Interface;
 
-pub use crate::attach::{Attachment, TcAttachMode, XdpAttachMode};
-pub(crate) use crate::attach::{attach_tc, attach_xdp, tc_program, xdp_program};
+/// The kernel object built by `build.rs` from `monitor-ebpf`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
 
 pub const XDP_PROGRAM: &str = "hs_xdp_ingress";
 pub const TC_PROGRAM: &str = "hs_tc_egress";
 const IFINDEX_SLOTS_MAP: &str = "IFINDEX_SLOTS";
 const COUNTERS_MAP: &str = "COUNTERS";
+/// Sized at load; its pin must match the size (see [`pins`]).
 const FLOWS_MAP: &str = "FLOWS";
 pub const HALF_OPEN_MAP: &str = "HALF_OPEN";
 const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
@@ -112,34 +129,32 @@ impl Drop for Programs {
 }
 
 impl Programs {
-    /// Loads the programs with the default flow settings.
+    /// Loads the programs with the default settings.
     pub fn load() -> Result<Self, EbpfError> {
-        Self::load_with(&FlowSettings::default())
+        Self::load_with(&LoadSettings::default())
     }
 
     /// Loads both programs into the kernel (the verifier runs here), with
-    /// the flow table sized and its insert budget set from `flows`.
-    pub fn load_with(flows: &FlowSettings) -> Result<Self, EbpfError> {
-        Self::load_pinned(flows, None, false)
+    /// the flow table sized and its insert budget set from `settings`.
+    pub fn load_with(settings: &LoadSettings) -> Result<Self, EbpfError> {
+        Self::load_pinned(settings, None, false)
     }
 
     /// [`Programs::load_with`], with maps pinned in (and, when pinned there
     /// by an earlier run, reused from) `pin_dir`: the policy tables, or with
     /// `persist` every map, and then the links too (see [`Programs::attach`]).
-    /// `pins::prepare` has checked the pins' shapes.
+    /// [`pins::prepare`] has checked the pins' shapes.
     pub fn load_pinned(
-        flows: &FlowSettings,
+        settings: &LoadSettings,
         pin_dir: Option<&Path>,
         persist: bool,
     ) -> Result<Self, EbpfError> {
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries(FLOWS_MAP, flows.table_size);
-        let flow_config = flows.kernel_config();
+        loader.map_max_entries(FLOWS_MAP, settings.flow_table_size);
+        let flow_config = settings.kernel_config();
         loader.map_max_entries(HALF_OPEN_MAP, flow_config.slots());
         let names = match pin_dir {
-            Some(_) => {
-                crate::pins::names_to_pin(persist).map_err(|e| EbpfError::Pins(e.to_string()))?
-            }
+            Some(_) => pins::names_to_pin(persist).map_err(|e| EbpfError::Pins(e.to_string()))?,
             None => Vec::new(),
         };
         let pins: Vec<(&str, PathBuf)> = pin_dir
@@ -154,9 +169,8 @@ impl Programs {
             loader.map_pin_path(name, path.as_path());
         }
         // The cookie ACK program's kfunc call, resolved here (aya cannot).
-        let kfunc =
-            crate::syncookies::kfunc::assign_reqsk_id(Path::new(crate::preflight::KERNEL_BTF_PATH));
-        let (object, _) = crate::syncookies::kfunc::patch(crate::EBPF_OBJECT, kfunc);
+        let kfunc = kfunc::assign_reqsk_id(Path::new(btf::KERNEL_BTF_PATH));
+        let (object, _) = kfunc::patch(EBPF_OBJECT, kfunc);
         let mut ebpf = loader.load(object.bytes()).map_err(EbpfError::Object)?;
         write_settings(&mut ebpf, FLOW_CONFIG_MAP, flow_config)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
@@ -174,7 +188,7 @@ impl Programs {
         };
         if persist && let Some(dir) = pin_dir {
             programs.adopt_slots()?;
-            programs.links = Some(crate::pins::links_dir(dir));
+            programs.links = Some(pins::links_dir(dir));
         }
         Ok(programs)
     }
@@ -257,8 +271,7 @@ impl Programs {
     pub fn attach(&mut self, iface: &Interface) -> Result<Attachment, EbpfError> {
         let slot = self.register(iface)?;
         if let Some(dir) = self.links.clone() {
-            let (xdp, tc) =
-                crate::links::attach_pinned(&mut self.ebpf, iface, &dir, &mut self.new_pins)?;
+            let (xdp, tc) = links::attach_pinned(&mut self.ebpf, iface, &dir, &mut self.new_pins)?;
             return Ok(Attachment {
                 iface: iface.clone(),
                 slot,

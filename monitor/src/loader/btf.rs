@@ -10,6 +10,9 @@ use std::{ops::Range, path::Path};
 
 use thiserror::Error;
 
+/// Where the kernel publishes its own BTF.
+pub const KERNEL_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
+
 const MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
 const TYPE_LEN: usize = 12;

@@ -16,10 +16,8 @@ use aya::{
     },
 };
 
-use crate::{
-    ebpf::{EbpfError, TcAttachMode, XdpAttachMode, attach_xdp, tc_program, xdp_program},
-    interfaces::Interface,
-};
+use super::{EbpfError, TcAttachMode, XdpAttachMode, attach_xdp, tc_program, xdp_program};
+use crate::interfaces::Interface;
 
 /// Pin name suffixes; bpffs refuses dots in names, so an interface name's
 /// dots (VLAN devices such as `eth0.100`) are escaped.
