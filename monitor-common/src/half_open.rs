@@ -30,7 +30,7 @@ const _: () = assert!(core::mem::size_of::<HalfOpen>() == 88);
 /// the table for more.
 pub const MAX_PARTITIONS: u32 = 256;
 /// Fewest slots per partition.
-pub const MIN_SLOTS_PER_CPU: u32 = 1024;
+pub const MIN_SLOTS_PER_CPU: u32 = 64;
 
 /// The flow settings the programs read (`FLOW_CONFIG`), written by the
 /// daemon before it attaches.
@@ -54,7 +54,12 @@ const _: () = assert!(core::mem::size_of::<FlowConfig>() == 32);
 impl FlowConfig {
     /// The settings for a table of about `slots` entries split over
     /// `partitions` CPUs.
-    pub const fn new(budget: RateLimit, handshake_timeout_ns: u64, slots: u32, partitions: u32) -> Self {
+    pub const fn new(
+        budget: RateLimit,
+        handshake_timeout_ns: u64,
+        slots: u32,
+        partitions: u32,
+    ) -> Self {
         let partitions = if partitions == 0 { 1 } else { partitions };
         Self {
             budget,
@@ -160,6 +165,7 @@ mod tests {
         assert_eq!(slots_per_cpu(262_144, 2), 131_072);
         assert_eq!(slots_per_cpu(262_144, 3), 65_536);
         assert_eq!(slots_per_cpu(100, 2), MIN_SLOTS_PER_CPU);
+        assert_eq!(slots_per_cpu(1000, 2), 256);
         assert_eq!(slots_per_cpu(262_144, 0), 262_144);
     }
 

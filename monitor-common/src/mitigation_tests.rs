@@ -160,7 +160,12 @@ fn a_new_epoch_empties_the_slot() {
 
 #[test]
 fn the_policy_filter_covers_what_an_entry_covers() {
-    let v4 = |a: [u8; 4]| mapped(&[a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4);
+    let v4 = |a: [u8; 4]| {
+        mapped(
+            &[a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            4,
+        )
+    };
     let bit_of = |addr: &[u8; 16], family| {
         let (word, bit) = policy_filter_bit(addr, family);
         word * 64 + bit
@@ -172,8 +177,14 @@ fn the_policy_filter_covers_what_an_entry_covers() {
         (bit_of(&host, 4), 1)
     );
     // A /15 covers two /16s; a /8, 256.
-    assert_eq!(policy_filter_span(&v4([198, 18, 0, 0]), 96 + 15), (198 * 256 + 18, 2));
-    assert_eq!(policy_filter_span(&v4([10, 0, 0, 0]), 96 + 8), (10 * 256, 256));
+    assert_eq!(
+        policy_filter_span(&v4([198, 18, 0, 0]), 96 + 15),
+        (198 * 256 + 18, 2)
+    );
+    assert_eq!(
+        policy_filter_span(&v4([10, 0, 0, 0]), 96 + 8),
+        (10 * 256, 256)
+    );
     // IPv6 sources use the second half, by their first 16 bits.
     let v6: [u8; 16] = [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let (start, count) = policy_filter_span(&v6, 48);

@@ -31,9 +31,13 @@ const TABLE_INSERTS: &str = "handshake_flow_table_inserts_total";
 const TABLE_INSERT_FAILURES: &str = "handshake_flow_table_insert_failures_total";
 const TABLE_EVICTIONS: &str = "handshake_flow_table_evictions_total";
 const SWEEP_SECONDS: &str = "handshake_flow_table_sweep_duration_seconds";
+const HALF_OPEN_SLOTS: &str = "handshake_half_open_table_slots";
+const HALF_OPEN_USED: &str = "handshake_half_open_table_used";
+const HALF_OPEN_STARTS: &str = "handshake_half_open_table_starts_total";
+const HALF_OPEN_DISPLACED: &str = "handshake_half_open_table_displaced_total";
 
 /// (name, help, labels) of every family this collector builds.
-const FAMILIES: [(&str, &str, &[&str]); 14] = [
+const FAMILIES: [(&str, &str, &[&str]); 18] = [
     (
         HANDSHAKES,
         "TCP handshakes by role and result (completed, reset, timed_out).",
@@ -74,13 +78,41 @@ const FAMILIES: [(&str, &str, &[&str]); 14] = [
         "Connection terminations by kind (graceful, reset) and initiator (local, remote, simultaneous).",
         &["interface", "kind", "initiator"],
     ),
-    (TABLE_ENTRIES, "Flows in the flow table.", &[]),
+    (
+        TABLE_ENTRIES,
+        "Established connections in the flow table.",
+        &[],
+    ),
     (TABLE_CAPACITY, "Size of the flow table.", &[]),
-    (TABLE_INSERTS, "Flows inserted into the flow table.", &[]),
+    (
+        TABLE_INSERTS,
+        "Completed handshakes inserted into the flow table.",
+        &[],
+    ),
     (
         TABLE_INSERT_FAILURES,
-        "SYNs whose flow was not inserted: budget (insert rate limit) or error.",
+        "Handshakes not tracked: budget (SYNs beyond the insert budget) or error (completed handshakes the flow table refused).",
         &["reason"],
+    ),
+    (
+        HALF_OPEN_SLOTS,
+        "Slots of the half-open table (handshakes from SYN to final ACK).",
+        &[],
+    ),
+    (
+        HALF_OPEN_USED,
+        "Occupied half-open slots at the last sweep: handshakes in flight and timed-out ones not yet replaced.",
+        &[],
+    ),
+    (
+        HALF_OPEN_STARTS,
+        "SYNs that took a half-open slot (tracked handshakes).",
+        &[],
+    ),
+    (
+        HALF_OPEN_DISPLACED,
+        "Handshakes within their timeout whose half-open slot a colliding SYN took; they are no longer followed.",
+        &[],
     ),
     (
         TABLE_EVICTIONS,
@@ -93,9 +125,6 @@ const FAMILIES: [(&str, &str, &[&str]); 14] = [
         &[],
     ),
 ];
-
-/// Tables up to this size are swept at each scrape (a few ms at most).
-pub const SCRAPE_SWEEP_MAX_ENTRIES: u64 = 4096;
 
 pub struct FlowCollector {
     tracker: Arc<Mutex<FlowTracker>>,
@@ -135,13 +164,11 @@ impl Collector for FlowCollector {
             Ok(t) => t,
             Err(poisoned) => poisoned.into_inner(),
         };
-        // A small table is swept now, so the gauges (half-open, entries)
-        // and timeouts are those of this moment. A big one (a flood) would
-        // make the scrape as slow as the sweep (about 3 us a flow): it is
-        // served from the once-a-second sweep instead.
-        if tracker.totals().entries <= SCRAPE_SWEEP_MAX_ENTRIES
-            && let Err(err) = tracker.sweep(monotonic_ns())
-        {
+        // Swept now, so the gauges (half-open, entries) and timeouts are
+        // those of this moment: the half-open table is read in place (a few
+        // ms at most), the flow table counted when it is small (see
+        // `FlowTracker::sweep`).
+        if let Err(err) = tracker.sweep(monotonic_ns()) {
             tracing::warn!("sweeping the flow table failed: {err}");
         }
         let mut out = Families::new();
@@ -291,10 +318,14 @@ impl Families {
         self.table = vec![
             gauge(TABLE_ENTRIES, totals.entries as f64),
             gauge(TABLE_CAPACITY, f64::from(tracker.settings().table_size)),
-            counter(TABLE_INSERTS, c.inserts),
+            counter(TABLE_INSERTS, c.promoted),
             failures,
             counter(TABLE_EVICTIONS, totals.evictions),
             gauge(SWEEP_SECONDS, totals.last_duration.as_secs_f64()),
+            gauge(HALF_OPEN_SLOTS, totals.half_open_slots as f64),
+            gauge(HALF_OPEN_USED, totals.half_open_slots_used as f64),
+            counter(HALF_OPEN_STARTS, c.inserts),
+            counter(HALF_OPEN_DISPLACED, c.half_open_displaced),
         ];
     }
 

@@ -24,7 +24,7 @@ use crate::{
     ports::{PortLabel, PortSettings, PortTracker},
 };
 
-/// How often the flow table's entries are counted: a count copies the
+/// How often a big flow table's entries are counted: a count copies the
 /// whole table out of the kernel (about 90 bytes an entry).
 const FILL_INTERVAL: Duration = Duration::from_secs(5);
 /// Entries per batched lookup.
@@ -196,7 +196,13 @@ impl FlowTracker {
         self.totals.port_timed_out = port_expired;
         self.totals.half_open_slots_used = used;
         self.ports.maybe_rebalance()?;
-        if self.last_fill.is_none_or(|at| at.elapsed() >= FILL_INTERVAL) {
+        // A small table costs one batch to count: counted every time.
+        let small = self.totals.entries < BATCH as u64;
+        if small
+            || self
+                .last_fill
+                .is_none_or(|at| at.elapsed() >= FILL_INTERVAL)
+        {
             self.count_entries()?;
             self.last_fill = Some(Instant::now());
         }

@@ -4,8 +4,7 @@
 //! each test checks both that the degradation is the documented one and
 //! that it is visible in `/metrics` (docs/robustness.md).
 //!
-//! - flow table full: the LRU evicts, `handshake_flow_table_evictions_total`
-//!   counts exactly what was pushed out;
+//! - flow tables full: see `testrun_tables.rs`;
 //! - TLS ring buffer full: events are lost, counted as
 //!   `handshake_tls_capture_events_total{result="ringbuf_full"}`, and
 //!   capture resumes once the daemon drains;
@@ -107,68 +106,6 @@ fn flow_metrics(h: &mut Harness, flows: FlowSettings, ports: PortSettings) -> Re
     let registry = Registry::new();
     registry.register(Box::new(collector)).expect("register");
     registry
-}
-
-#[test]
-fn a_full_flow_table_evicts_and_counts_the_evictions() {
-    const CAPACITY: u32 = 128;
-    const SYNS: u16 = 1_000;
-    let flows = flow_settings(CAPACITY);
-    let mut h = Harness::with(&flows);
-    let registry = flow_metrics(&mut h, flows, PortSettings::default());
-    let before = h.read(Direction::Ingress);
-    for i in 0..SYNS {
-        xdp(&mut h, &syn(10_000 + i, 443));
-    }
-    let syn_class = FlagClass::Syn as usize;
-    let syns = h.read(Direction::Ingress).tcp[syn_class] - before.tcp[syn_class];
-    assert_eq!(syns, u64::from(SYNS), "every SYN counted");
-
-    let text = scrape(&registry);
-    let value = |name: &str, labels: &[(&str, &str)]| prom::expect(&text, name, labels);
-    assert_eq!(
-        value("handshake_flow_table_capacity", &[]),
-        f64::from(CAPACITY)
-    );
-    assert_eq!(
-        value("handshake_flow_table_inserts_total", &[]),
-        f64::from(SYNS)
-    );
-    for reason in ["budget", "error"] {
-        let failures = value(
-            "handshake_flow_table_insert_failures_total",
-            &[("reason", reason)],
-        );
-        assert_eq!(failures, 0.0, "{reason}");
-    }
-    let entries = value("handshake_flow_table_entries", &[]);
-    assert!(
-        entries > 0.0 && entries <= f64::from(CAPACITY),
-        "{entries}\n{text}"
-    );
-    // Nothing completed, reset or timed out: every insert is either still
-    // in the table or was evicted.
-    assert_eq!(
-        value("handshake_flow_table_evictions_total", &[]),
-        f64::from(SYNS) - entries,
-        "{text}"
-    );
-    let half_open = value(
-        "handshake_tcp_half_open",
-        &[("interface", "lo"), ("role", "server")],
-    );
-    assert_eq!(half_open, entries);
-    // Every SYN still started a handshake in the per-port counts.
-    let port_syns = value(
-        "handshake_tcp_port_syns_total",
-        &[
-            ("interface", "lo"),
-            ("role", "server"),
-            ("port", "other"),
-            ("port_class", "well_known"),
-        ],
-    );
-    assert_eq!(port_syns, f64::from(SYNS));
 }
 
 /// The programs with TLS capture's maps and collector, and a budget that

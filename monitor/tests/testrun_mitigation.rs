@@ -119,7 +119,7 @@ fn a_blocked_source_loses_its_syns_and_only_its_syns() {
     assert_eq!(lab.receive(v4(ATTACKER), SYN | ACK), XDP_PASS);
     let c = lab.counters();
     assert_eq!(c.judged, 2);
-    assert_eq!(c.dropped, [1, 0, 0]);
+    assert_eq!(c.dropped, [1, 0, 0, 0, 0]);
     assert_eq!(c.dropped[DropReason::Blocklist as usize], 1);
 
     lab.mitigation.unblock(cidr).expect("unblock");
@@ -212,7 +212,7 @@ fn allowlisted_sources_skip_the_limits() {
     assert!((0..5).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
     assert_eq!(c.exempt[ExemptReason::Allowlist as usize], 5);
-    assert_eq!(c.dropped, [0, 0, 0]);
+    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn dry_run_drops_nothing_and_counts_what_it_would() {
     });
     assert!((0..6).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
-    assert_eq!(c.dropped, [0, 0, 0]);
+    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
     assert_eq!(c.dry_run[DropReason::SourceRate as usize], 4);
 }
 
@@ -296,7 +296,7 @@ fn a_source_that_completed_a_handshake_is_spared_the_limits() {
     assert!((0..5).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
     assert_eq!(c.exempt[ExemptReason::Protected as usize], 5);
-    assert_eq!(c.dropped, [0, 0, 0]);
+    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
     // A stranger at the same rate is not.
     assert_eq!(lab.syn(NEIGHBOUR), XDP_PASS);
     assert_eq!(lab.syn(NEIGHBOUR), XDP_DROP);

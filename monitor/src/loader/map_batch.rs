@@ -12,12 +12,10 @@ const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 struct BatchAttr {
     in_batch: u64,
     out_batch: u64,
-    map_fd: u32,
-    _pad0: u32,
     keys: u64,
     values: u64,
     count: u32,
-    _pad1: u32,
+    map_fd: u32,
     elem_flags: u64,
     flags: u64,
 }

@@ -23,6 +23,8 @@ use self::{
     policy::{Listed, PolicyError, PolicyTable},
 };
 use crate::loader::pins::POLICY_MAP;
+
+const POLICY_FILTER_MAP: &str = "HM_POLICY_FILTER";
 use crate::{
     events::{EventSink, JsonObject},
     flows::monotonic_ns,
@@ -129,7 +131,15 @@ impl Mitigation {
         interfaces: Vec<(String, u32)>,
         events: EventSink,
     ) -> Result<Self, EbpfError> {
-        let policy = PolicyTable::new(programs.take_map(POLICY_MAP)?, settings.blocklist_capacity);
+        let policy = PolicyTable::new(
+            programs.take_map(POLICY_MAP)?,
+            programs.take_map(POLICY_FILTER_MAP)?,
+            settings.blocklist_capacity,
+        )
+        .map_err(|source| EbpfError::Map {
+            map: POLICY_FILTER_MAP,
+            source,
+        })?;
         let mut mitigation = Self {
             current: settings.kernel_config(),
             settings,

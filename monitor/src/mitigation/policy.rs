@@ -2,13 +2,17 @@
 //! with the rules the kernel cannot check: no block of everything, no
 //! block overlapping the allowlist, a bounded blocklist.
 
-use aya::maps::{LpmTrie, MapData, MapError, lpm_trie::Key};
-use monitor_common::mitigation::{PolicyEntry, kind, origin};
+use aya::maps::{Array, LpmTrie, MapData, MapError, lpm_trie::Key};
+use monitor_common::mitigation::{
+    POLICY_FILTER_WORDS, PolicyEntry, kind, origin, policy_filter_span,
+};
 use thiserror::Error;
 
 use super::cidr::Cidr;
 
 pub type Trie = LpmTrie<MapData, [u8; 16], PolicyEntry>;
+/// The kernel's filter in front of the trie (`HM_POLICY_FILTER`).
+pub type Filter = Array<MapData, u64>;
 
 #[derive(Debug, Error)]
 pub enum PolicyError {
@@ -36,17 +40,52 @@ pub struct Listed {
 
 pub struct PolicyTable {
     trie: Trie,
+    filter: Filter,
+    /// What the kernel's filter holds: only changed words are written.
+    filter_words: Vec<u64>,
     allowlist: Vec<Cidr>,
     capacity: usize,
 }
 
 impl PolicyTable {
-    pub fn new(trie: Trie, capacity: usize) -> Self {
-        Self {
+    /// The table over `trie` (which may hold pinned entries of an earlier
+    /// run) and its kernel filter, brought in line with it.
+    pub fn new(trie: Trie, filter: Filter, capacity: usize) -> Result<Self, MapError> {
+        let mut table = Self {
             trie,
+            filter,
+            filter_words: vec![0; POLICY_FILTER_WORDS as usize],
             allowlist: Vec::new(),
             capacity,
+        };
+        // The kernel's copy starts zeroed only if it was not pinned.
+        for (i, word) in table.filter_words.iter_mut().enumerate() {
+            *word = table.filter.get(&(i as u32), 0)?;
         }
+        table.sync_filter()?;
+        Ok(table)
+    }
+
+    /// Rewrites the filter words that the entries now cover differently.
+    /// Bits are set before a new entry could need them only to within this
+    /// call: a SYN racing a `block add` may pass, as it would a moment
+    /// earlier.
+    fn sync_filter(&mut self) -> Result<(), MapError> {
+        let mut wanted = vec![0u64; POLICY_FILTER_WORDS as usize];
+        for listed in self.entries()? {
+            let key = listed.cidr.policy_key();
+            let (start, count) = policy_filter_span(&key.addr, key.prefix_len);
+            for bit in start..start + count {
+                wanted[(bit / 64) as usize] |= 1 << (bit % 64);
+            }
+        }
+        for (i, (&want, have)) in wanted.iter().zip(self.filter_words.iter_mut()).enumerate() {
+            if want != *have {
+                self.filter.set(i as u32, want, 0)?;
+                *have = want;
+            }
+        }
+        Ok(())
     }
 
     pub fn capacity(&self) -> usize {
@@ -109,6 +148,7 @@ impl PolicyTable {
     pub fn block(&mut self, cidr: Cidr, entry: PolicyEntry) -> Result<(), PolicyError> {
         self.check_block(cidr)?;
         self.insert(cidr, entry)?;
+        self.sync_filter()?;
         Ok(())
     }
 
@@ -117,6 +157,7 @@ impl PolicyTable {
         match self.trie.get(&key, 0) {
             Ok(entry) if entry.kind == kind::BLOCK => {
                 self.trie.remove(&key)?;
+                self.sync_filter()?;
                 Ok(entry)
             }
             Ok(_) | Err(MapError::KeyNotFound) => Err(PolicyError::NotBlocked(cidr)),
@@ -154,6 +195,7 @@ impl PolicyTable {
             self.insert(*cidr, entry)?;
         }
         self.allowlist = allowlist.to_vec();
+        self.sync_filter()?;
         Ok(lifted)
     }
 
@@ -166,6 +208,9 @@ impl PolicyTable {
                 self.trie.remove(&key_of(listed.cidr))?;
                 expired.push(listed);
             }
+        }
+        if !expired.is_empty() {
+            self.sync_filter()?;
         }
         Ok(expired)
     }
