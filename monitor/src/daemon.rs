@@ -137,19 +137,19 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     if cookie_settings.ports.is_empty() {
         cookie_settings.ports = port_settings_ports(&args);
     }
-    let cookies = Arc::new(Mutex::new(
-        Syncookies::start(
-            &mut programs,
-            cookie_settings,
-            &ifaces,
-            named_interfaces(&attachments),
-        )
-        .context("starting the SYN cookies")?,
-    ));
+    let board = AlertBoard::default();
+    let mut cookies = Syncookies::start(
+        &mut programs,
+        cookie_settings,
+        &ifaces,
+        named_interfaces(&attachments),
+    )
+    .context("starting the SYN cookies")?;
+    cookies.set_alerts(board.clone());
+    let cookies = Arc::new(Mutex::new(cookies));
     registry
         .register(Box::new(SyncookieCollector::new(Arc::clone(&cookies))))
         .context("registering the SYN-cookie metrics")?;
-    let board = AlertBoard::default();
     let board_for_mitigation = board.clone();
     let status = StatusSource {
         started: std::time::Instant::now(),

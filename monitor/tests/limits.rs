@@ -44,11 +44,7 @@ use monitor::{
 };
 use monitor_common::{
     capture::{ChunkHeader, chunk_kind},
-    classify::{
-        FlagClass,
-        tcp_flags::{ACK, PSH, SYN},
-    },
-    counters::Direction,
+    classify::tcp_flags::{ACK, PSH, SYN},
     frames::TcpFrame,
     ports::NAMED_PORT_SLOTS,
     tls::builder::{ClientHelloBuilder, ServerHelloBuilder},

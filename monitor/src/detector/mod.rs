@@ -25,6 +25,9 @@ use crate::{
 
 pub const SYN_FLOOD: &str = "SynFlood";
 pub const PORT_SCAN: &str = "PortScan";
+/// SYN cookies from XDP stopped answering on an interface (raised by
+/// `crate::syncookies`, not by the detector's tick).
+pub const SYNCOOKIE_FALLBACK: &str = "SyncookieFallback";
 
 /// What one series covers: a whole interface, or one named port on it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

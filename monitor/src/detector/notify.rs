@@ -163,17 +163,23 @@ pub fn payload(alerts: &[AlertState], instance: &str, resend: Duration) -> Strin
                 .str("instance", instance)
                 .str("job", "handshake-monitor")
                 .finish();
-            let summary = if *alertname == super::PORT_SCAN {
-                format!("port scan against {interface}")
-            } else {
-                format!("SYN flood on {interface}, port {port}")
+            let summary = match *alertname {
+                super::PORT_SCAN => format!("port scan against {interface}"),
+                super::SYNCOOKIE_FALLBACK => format!(
+                    "SYN cookies from XDP off on {interface}: its SYNs go to the kernel's \
+                     stack (see handshake_syncookie_fallbacks_total and the daemon's log)"
+                ),
+                _ => format!("SYN flood on {interface}, port {port}"),
             };
-            let annotations = JsonObject::new()
-                .str("summary", &summary)
-                .str("syn_rate", &format!("{:.0}", a.reading.syn_rate))
-                .str("completion_ratio", &format!("{:.3}", a.reading.completion_ratio))
-                .str("baseline_syn_rate", &format!("{:.0}", a.reading.baseline))
-                .finish();
+            let mut annotations = JsonObject::new().str("summary", &summary);
+            // The fallback has no flood reading.
+            if *alertname != super::SYNCOOKIE_FALLBACK {
+                annotations = annotations
+                    .str("syn_rate", &format!("{:.0}", a.reading.syn_rate))
+                    .str("completion_ratio", &format!("{:.3}", a.reading.completion_ratio))
+                    .str("baseline_syn_rate", &format!("{:.0}", a.reading.baseline));
+            }
+            let annotations = annotations.finish();
             // While firing, an end a few resends ahead: Alertmanager resolves
             // the alert itself if the re-sends stop.
             let ends = a.ends_at.unwrap_or_else(|| SystemTime::now() + resend * 4);

@@ -20,6 +20,13 @@ const MODE: (&str, &str) = (
     "1 for the SYN-cookie mode in force (off, on-flood, always), 0 for the others.",
 );
 
+const FALLBACKS: (&str, &str) = (
+    "handshake_syncookie_fallbacks_total",
+    "Times the interface stopped answering SYNs with XDP cookies and left them to the stack: \
+     reason peer_cannot_receive (its veth peer runs no native XDP program) or no_validated_acks \
+     (cookie SYN-ACKs got no ACK back).",
+);
+
 /// One counter family per event: (name, help).
 const EVENTS: [(&str, &str); CookieEvent::COUNT] = [
     (
@@ -58,6 +65,7 @@ impl SyncookieCollector {
         let mut descs = vec![
             desc(ACTIVE.0, ACTIVE.1, &["interface", "port"]),
             desc(MODE.0, MODE.1, &["mode"]),
+            desc(FALLBACKS.0, FALLBACKS.1, &["interface", "reason"]),
         ];
         descs.extend(EVENTS.iter().map(|(n, h)| desc(n, h, &["interface"])));
         Self { cookies, descs }
@@ -92,7 +100,12 @@ impl Collector for SyncookieCollector {
             let on = each == c.settings().mode;
             mode.add(&[("mode", each.name())], if on { 1.0 } else { 0.0 });
         }
-        let mut out = vec![active.finish(), mode.finish()];
+        let mut fallbacks = Family::counter(FALLBACKS.0, FALLBACKS.1);
+        for (interface, reason, n) in c.fallbacks() {
+            let labels = [("interface", interface), ("reason", reason.name())];
+            fallbacks.add(&labels, n as f64);
+        }
+        let mut out = vec![active.finish(), mode.finish(), fallbacks.finish()];
         out.extend(events.into_iter().map(Family::finish));
         out
     }

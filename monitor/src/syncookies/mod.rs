@@ -2,10 +2,18 @@
 //! ingress program that turns valid cookie ACKs into connections, decides
 //! which (interface, port) pairs answer SYNs with cookies (always, or
 //! while a SynFlood alert fires on the interface), and writes that into the
-//! port table the kernel programs read. See docs/mitigation.md.
+//! port table the kernel programs read; an interface whose cookie
+//! SYN-ACKs cannot leave (a veth peer without NAPI, or no cookie ACK ever
+//! coming back) is left to the stack's own SYN cookies ([`guard`]). See
+//! docs/mitigation.md.
 
 pub mod config;
+mod ethtool;
+mod fallback;
+pub mod guard;
 pub mod metrics;
+mod peer;
+mod rtnl;
 
 use std::{
     collections::BTreeMap,
@@ -17,11 +25,13 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, tc::TcAttachOptions},
 };
 use monitor_common::syncookie::{
-    PortState, SyncookieConfig, SyncookieCounters, SyncookieMode, VALIDATE_GRACE_SECS, port_key,
+    CookieEvent, PortState, SyncookieConfig, SyncookieCounters, SyncookieMode, VALIDATE_GRACE_SECS,
+    port_key,
 };
 use thiserror::Error;
 
 use crate::{
+    detector::AlertBoard,
     interfaces::Interface,
     loader::{EbpfError, Programs, btf::KERNEL_BTF_PATH, kfunc, take_map},
 };
@@ -91,12 +101,14 @@ pub struct Syncookies {
     entries: BTreeMap<(u32, u16), PortEntry>,
     /// Smallest MTU of the interfaces: the SYN-ACK's MSS is taken from it.
     mtu: u32,
+    guards: fallback::Guards,
 }
 
 impl Syncookies {
     /// Takes the maps and, unless the mode is off, loads the ACK program
     /// and attaches it at TCX ingress on every interface (links held by
-    /// the loaded object, like the other programs).
+    /// the loaded object, like the other programs), and checks that each
+    /// interface's cookie SYN-ACKs can leave it.
     pub fn start(
         programs: &mut Programs,
         settings: SyncookieSettings,
@@ -132,6 +144,11 @@ impl Syncookies {
                     })?;
             }
         }
+        let guards = if settings.mode == SyncookieMode::Off {
+            fallback::Guards::default()
+        } else {
+            fallback::Guards::start(interfaces, &slots)
+        };
         let mut this = Self {
             settings,
             ports: take_map(programs.ebpf_mut(), PORTS_MAP)?,
@@ -144,6 +161,7 @@ impl Syncookies {
                 .map(|i| mtu(&i.name))
                 .min()
                 .unwrap_or(1500),
+            guards,
         };
         this.write_config()?;
         this.tick(&[], Instant::now())?;
@@ -156,6 +174,18 @@ impl Syncookies {
 
     pub fn interfaces(&self) -> &[(String, u32)] {
         &self.interfaces
+    }
+
+    /// Raise the `SyncookieFallback` alert on `board` (the start guard's
+    /// verdicts are recorded at once).
+    pub fn set_alerts(&mut self, board: AlertBoard) {
+        self.guards.set_alerts(board);
+    }
+
+    /// (interface, reason, fallbacks so far) of every interface in cookie
+    /// mode.
+    pub fn fallbacks(&self) -> impl Iterator<Item = (&str, guard::Reason, u64)> {
+        self.guards.fallbacks()
     }
 
     fn write_config(&mut self) -> Result<(), aya::maps::MapError> {
@@ -185,10 +215,13 @@ impl Syncookies {
     pub fn tick(&mut self, flooded: &[String], now: Instant) -> Result<(), SyncookieError> {
         let mut changed = false;
         for (name, slot) in self.interfaces.clone() {
+            self.guard(slot, now);
+            let allowed = self.guards.allows(slot);
             let flood = flooded.contains(&name);
             for &port in &self.settings.ports {
                 let entry = self.entries.entry((slot, port)).or_default();
-                let want = decide(entry, self.settings.mode, self.settings.hold, flood, now);
+                let (mode, hold) = (self.settings.mode, self.settings.hold);
+                let want = decide(entry, mode, hold, flood, allowed, now);
                 let answer = want.answer != 0;
                 if want == entry.written {
                     continue;
@@ -216,6 +249,20 @@ impl Syncookies {
             self.write_config()?;
         }
         Ok(())
+    }
+
+    /// Feeds interface `slot`'s guard its cookie counters.
+    fn guard(&mut self, slot: u32, now: Instant) {
+        let Ok(counts) = self.counters(slot) else {
+            return;
+        };
+        let answering = self
+            .entries
+            .iter()
+            .any(|((s, _), e)| *s == slot && e.written.answer != 0);
+        let sent = counts.events[CookieEvent::Sent as usize];
+        let validated = counts.events[CookieEvent::Validated as usize];
+        self.guards.tick(slot, sent, validated, answering, now);
     }
 
     /// The counters of interface `slot`, summed over CPUs.
@@ -246,13 +293,15 @@ fn mss_for(mtu: u32, headers: u32) -> u16 {
 }
 
 /// What a port's entry should say now, noting the flood and the answering
-/// in `entry`: answer always, or while flooded and `hold` after; validate
-/// while answering and [`VALIDATE_GRACE_SECS`] after.
+/// in `entry`: answer always, or while flooded and `hold` after, unless
+/// the interface's guard does not allow it; validate while answering and
+/// [`VALIDATE_GRACE_SECS`] after.
 fn decide(
     entry: &mut PortEntry,
     mode: SyncookieMode,
     hold: Duration,
     flood: bool,
+    allowed: bool,
     now: Instant,
 ) -> PortState {
     if flood {
@@ -265,7 +314,7 @@ fn decide(
         SyncookieMode::Off => false,
         SyncookieMode::Always => true,
         SyncookieMode::OnFlood => flood || held,
-    };
+    } && allowed;
     if answer {
         entry.last_answer = Some(now);
     }
@@ -296,15 +345,18 @@ mod tests {
         );
         let at = |s| t0 + Duration::from_secs(s);
         let on = SyncookieMode::OnFlood;
-        assert_eq!(decide(&mut e, on, hold, false, at(0)), state(0, 0));
-        assert_eq!(decide(&mut e, on, hold, true, at(1)), state(1, 1));
+        assert_eq!(decide(&mut e, on, hold, false, true, at(0)), state(0, 0));
+        assert_eq!(decide(&mut e, on, hold, true, true, at(1)), state(1, 1));
         // The alert clears at 2: held until 1 + 30.
-        assert_eq!(decide(&mut e, on, hold, false, at(30)), state(1, 1));
-        assert_eq!(decide(&mut e, on, hold, false, at(31)), state(0, 1));
+        assert_eq!(decide(&mut e, on, hold, false, true, at(30)), state(1, 1));
+        assert_eq!(decide(&mut e, on, hold, false, true, at(31)), state(0, 1));
         // Cookies of the last answered second stay valid for the grace.
         let last = 30 + VALIDATE_GRACE_SECS;
-        assert_eq!(decide(&mut e, on, hold, false, at(last - 1)), state(0, 1));
-        assert_eq!(decide(&mut e, on, hold, false, at(last)), state(0, 0));
+        assert_eq!(
+            decide(&mut e, on, hold, false, true, at(last - 1)),
+            state(0, 1)
+        );
+        assert_eq!(decide(&mut e, on, hold, false, true, at(last)), state(0, 0));
     }
 
     #[test]
@@ -320,13 +372,42 @@ mod tests {
         let (hold, now) = (Duration::from_secs(30), Instant::now());
         let mut e = PortEntry::default();
         assert_eq!(
-            decide(&mut e, SyncookieMode::Always, hold, false, now),
+            decide(&mut e, SyncookieMode::Always, hold, false, true, now),
             state(1, 1)
         );
         let mut e = PortEntry::default();
         assert_eq!(
-            decide(&mut e, SyncookieMode::Off, hold, true, now),
+            decide(&mut e, SyncookieMode::Off, hold, true, true, now),
             state(0, 0)
         );
+    }
+
+    #[test]
+    fn a_guard_that_disallows_stops_answering_and_keeps_the_grace() {
+        let (hold, t0) = (Duration::from_secs(30), Instant::now());
+        let at = |s| t0 + Duration::from_secs(s);
+        let always = SyncookieMode::Always;
+        let mut e = PortEntry::default();
+        assert_eq!(
+            decide(&mut e, always, hold, false, true, at(0)),
+            state(1, 1)
+        );
+        assert_eq!(
+            decide(&mut e, always, hold, false, false, at(1)),
+            state(0, 1)
+        );
+        let end = VALIDATE_GRACE_SECS;
+        assert_eq!(
+            decide(&mut e, always, hold, false, false, at(end)),
+            state(0, 0)
+        );
+        assert_eq!(
+            decide(&mut e, always, hold, false, true, at(end + 1)),
+            state(1, 1)
+        );
+        // In on-flood, a flood while disallowed still counts for the hold.
+        let (on, mut e) = (SyncookieMode::OnFlood, PortEntry::default());
+        assert_eq!(decide(&mut e, on, hold, true, false, at(0)), state(0, 0));
+        assert_eq!(decide(&mut e, on, hold, false, true, at(1)), state(1, 1));
     }
 }

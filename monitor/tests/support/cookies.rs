@@ -79,7 +79,13 @@ impl Drop for EchoService {
 
 /// One short connection: connect, read "ok".
 pub fn one_exchange(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+    one_exchange_within(addr, Duration::from_secs(3))
+}
+
+/// [`one_exchange`], the connect given `connect` (the kernel resends an
+/// unanswered SYN a second later, then at growing intervals).
+pub fn one_exchange_within(addr: SocketAddr, connect: Duration) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, connect) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
@@ -202,10 +208,10 @@ impl Flooder {
     }
 }
 
-/// A veth delivers what XDP sends back (XDP_TX) only if its peer runs
-/// NAPI, which an XDP program (or GRO) turns on: attach a do-nothing XDP
-/// program to the hub's end (a NIC needs nothing of the kind). The
-/// returned object holds the attachment.
+/// A veth delivers what XDP sends back (XDP_TX) only if its peer runs a
+/// native XDP program (GRO alone queues the frames but never wakes the
+/// peer for them): attach a do-nothing XDP program to the hub's end (a NIC
+/// needs nothing of the kind). The returned object holds the attachment.
 pub fn napi(lab: &NetnsLab) -> Programs {
     let mut programs = Programs::load().expect("loading the programs");
     let pass: &mut Xdp = programs

@@ -4,6 +4,7 @@
 //! Every helper is bounded in time: a broken daemon or kernel makes a test
 //! fail with a message, never hang.
 
+pub mod alertmanager;
 pub mod attach;
 pub mod bpffs;
 pub mod cmd;

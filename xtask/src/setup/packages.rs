@@ -28,6 +28,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
     ("hping3", "the bounded SYN flood of `cargo xtask demo`"),
     (
+        "ethtool",
+        "turning a veth peer's GRO on and off in the SYN-cookie guard tests",
+    ),
+    (
         "python3-yaml",
         "parsing the Kubernetes manifests in the deploy/kubernetes test",
     ),
