@@ -79,10 +79,9 @@ impl FlowConfig {
 /// that keeps `partitions` partitions within `total`, at least
 /// [`MIN_SLOTS_PER_CPU`].
 pub const fn slots_per_cpu(total: u32, partitions: u32) -> u32 {
-    let per = if partitions == 0 {
-        total
-    } else {
-        total / partitions
+    let per = match total.checked_div(partitions) {
+        Some(per) => per,
+        None => total,
     };
     let mut slots = MIN_SLOTS_PER_CPU;
     while slots * 2 <= per && slots < (1 << 30) {

@@ -118,7 +118,8 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
             observe(slot, role, HistogramKind::SynToSynAck, syn_to_synack_ns);
             // The tuple's old connection, if still in the flow table, is
             // over: the stack would not answer a SYN on a live one.
-            if FLOWS.get_ptr(&st.key).is_some() {
+            let key = &st.key;
+            if FLOWS.get_ptr(key).is_some() {
                 remove(&st.key, stats);
             }
         }
@@ -128,7 +129,8 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
             if let Some(port) = ports::counters(ports::service_port(&h.key, role), slot, role) {
                 port.completed += 1;
             }
-            match FLOWS.insert(&h.key, &h.state, u64::from(BPF_ANY)) {
+            let (key, state) = (&h.key, &h.state);
+            match FLOWS.insert(key, state, u64::from(BPF_ANY)) {
                 Ok(()) => stats.promoted += 1,
                 Err(_) => stats.insert_failed += 1,
             }
@@ -159,7 +161,8 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
 #[inline(always)]
 fn established(st: &Staged, slot: u32) -> bool {
     // SAFETY: the value stays valid while this program runs (RCU).
-    let Some(flow) = FLOWS.get_ptr_mut(&st.key).map(|p| unsafe { &mut *p }) else {
+    let key = &st.key;
+    let Some(flow) = FLOWS.get_ptr_mut(key).map(|p| unsafe { &mut *p }) else {
         return false;
     };
     let role = flow.role();

@@ -89,6 +89,18 @@ pub fn syn(st: &Staged, role: Role, now_coarse: u64, stats: &mut HandshakeCounte
     let Some(cfg) = config() else {
         return SynFate::Skipped;
     };
+    // The budget first: above it a SYN touches no table at all (a slot
+    // read is a cache and TLB miss that costs more than everything else
+    // the SYN does). A retransmission spends a token too.
+    let admitted = match INSERT_BUDGET.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, only this CPU touches it during the run.
+        Some(budget) => unsafe { (*budget).take(&cfg.budget, now_coarse) },
+        None => false,
+    };
+    if !admitted {
+        stats.insert_skipped += 1;
+        return SynFate::Skipped;
+    }
     let index = slot_index(this_cpu(cfg), flow_hash(&st.key), cfg.slots_per_cpu);
     let Some(slot) = slot_at(index) else {
         return SynFate::Skipped;
@@ -100,15 +112,6 @@ pub fn syn(st: &Staged, role: Role, now_coarse: u64, stats: &mut HandshakeCounte
     {
         stats.syn_retransmits += 1;
         return SynFate::Retransmit;
-    }
-    let admitted = match INSERT_BUDGET.get_ptr_mut(0) {
-        // SAFETY: per-CPU value, only this CPU touches it during the run.
-        Some(budget) => unsafe { (*budget).take(&cfg.budget, now_coarse) },
-        None => false,
-    };
-    if !admitted {
-        stats.insert_skipped += 1;
-        return SynFate::Skipped;
     }
     match age {
         Age::Empty => {}
