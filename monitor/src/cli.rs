@@ -110,7 +110,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: SocketAddr,
 
-    /// Entries of the flow table (half-open and established flows).
+    /// Entries of the flow table (established connections), and about as
+    /// many slots of the half-open table (handshakes from SYN to final ACK).
     #[arg(long, value_name = "N", default_value_t = crate::flows::DEFAULT_TABLE_SIZE,
           value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
     pub flow_table_size: u32,
