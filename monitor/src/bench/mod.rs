@@ -9,9 +9,15 @@
 //!   scrape time and resident memory of the daemon side.
 
 mod cases;
+mod configured;
 mod daemon;
+mod daemon_proc;
+mod flood;
+mod inplace;
 pub(crate) mod live;
 mod mitigation;
+mod procstat;
+mod readback;
 mod testrun;
 
 use std::fmt::Write as _;
@@ -20,7 +26,8 @@ use anyhow::Context as _;
 use aya::{Ebpf, programs::Program};
 
 pub use cases::{Case, cases};
-pub use live::{LiveCase, Pipeline, Setup};
+pub use configured::MonitorMode;
+pub use live::{LiveCase, Pipeline, Table};
 
 use crate::{ebpf::Programs, flows::FlowSettings, interfaces::Interface, tls_capture::CaptureMaps};
 
@@ -35,7 +42,7 @@ pub struct Figure {
 }
 
 /// The parts of the bench, in the order they run.
-pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon"];
+pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood"];
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -58,6 +65,9 @@ pub fn run(rounds: usize, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     }
     if wanted("daemon") {
         figures.extend(daemon::run(rounds).context("daemon-side figures")?);
+    }
+    if wanted("flood") {
+        figures.extend(flood::run(rounds).context("flood_host figures")?);
     }
     Ok(figures)
 }
