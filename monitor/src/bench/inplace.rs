@@ -23,6 +23,17 @@ impl Stats {
     }
 }
 
+/// The kernel's information on the loaded program with id `id`.
+pub fn program_info(id: u32) -> anyhow::Result<ProgramInfo> {
+    for info in loaded_programs() {
+        let info = info.context("listing the loaded BPF programs")?;
+        if info.id() == id {
+            return Ok(info);
+        }
+    }
+    anyhow::bail!("no loaded BPF program has id {id}")
+}
+
 /// A program's run counters at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunStats {
@@ -41,13 +52,7 @@ impl RunStats {
     /// The counters of the loaded program with kernel id `id` (another
     /// process's, e.g. the daemon's).
     pub fn of_id(id: u32) -> anyhow::Result<Self> {
-        for info in loaded_programs() {
-            let info = info.context("listing the loaded BPF programs")?;
-            if info.id() == id {
-                return Ok(Self::of(&info));
-            }
-        }
-        anyhow::bail!("no loaded BPF program has id {id}")
+        Ok(Self::of(&program_info(id)?))
     }
 
     /// Mean ns per run since `before`, and the runs it averages; NaN when

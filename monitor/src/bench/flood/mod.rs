@@ -20,16 +20,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
+use anyhow::{Context as _, ensure};
 use aya::programs::{Xdp, XdpMode};
+use monitor_common::{
+    mitigation::{MitigationConfig, Mode},
+    syncookie::SyncookieConfig,
+};
 
 use self::{client::Latencies, lab::FloodLab, sender::FloodReport, server::HttpServer};
 use super::{
     Figure,
     daemon_proc::Daemon,
-    inplace::{RunStats, Stats},
+    inplace::{RunStats, Stats, program_info},
     live::lab::{enter, pin_to_cpu, run_in},
-    median, procstat,
+    median, procstat, readback,
 };
 use crate::ebpf::Programs;
 
@@ -50,12 +54,41 @@ const DAEMON_CPU_TARGET: f64 = 5.0;
 pub const MAX_ROUNDS: usize = 2;
 const SENDER_CPU: usize = 0;
 
-/// The daemon's runs: a name and the flags on top of its defaults.
-const MODES: &[(&str, &[&str])] = &[
-    ("default", &[]),
-    ("off", &["--mitigation", "off"]),
-    ("enforce", &["--mitigation", "enforce"]),
-    ("syncookies", &["--syncookies", "always", "--port", "8080"]),
+/// One of the daemon's runs: a name, the flags on top of its defaults,
+/// and what its attached program must then see (checked through the
+/// kernel before the flood).
+struct DaemonMode {
+    name: &'static str,
+    flags: &'static [&'static str],
+    mitigation_mode: Mode,
+    cookie_ports: u32,
+}
+
+const MODES: &[DaemonMode] = &[
+    DaemonMode {
+        name: "default",
+        flags: &[],
+        mitigation_mode: Mode::DryRun,
+        cookie_ports: 0,
+    },
+    DaemonMode {
+        name: "off",
+        flags: &["--mitigation", "off"],
+        mitigation_mode: Mode::Off,
+        cookie_ports: 0,
+    },
+    DaemonMode {
+        name: "enforce",
+        flags: &["--mitigation", "enforce"],
+        mitigation_mode: Mode::Enforce,
+        cookie_ports: 0,
+    },
+    DaemonMode {
+        name: "syncookies",
+        flags: &["--syncookies", "always", "--port", "8080"],
+        mitigation_mode: Mode::DryRun,
+        cookie_ports: 1,
+    },
 ];
 
 /// One run's measurements.
@@ -157,9 +190,19 @@ fn without_monitor(lab: &FloodLab, empty: &mut Programs, quiet: bool) -> anyhow:
     run
 }
 
-fn with_daemon(lab: &FloodLab, flags: &[&str]) -> anyhow::Result<Run> {
-    let daemon = Daemon::start(&lab.server_ns, &lab.server_if, METRICS_ADDR, flags)?;
+fn with_daemon(lab: &FloodLab, mode: &DaemonMode) -> anyhow::Result<Run> {
+    let daemon = Daemon::start(&lab.server_ns, &lab.server_if, METRICS_ADDR, mode.flags)?;
     let prog_id = lab.server_xdp_prog_id()?;
+    let info = program_info(prog_id)?;
+    let mitigation: MitigationConfig = readback::first(&info, crate::mitigation::CONFIG_MAP)?;
+    let cookies: SyncookieConfig = readback::first(&info, "SYNCOOKIE_CONFIG")?;
+    let seen = (mitigation.mode, mitigation.policy_entries, cookies.ports);
+    let want = (mode.mitigation_mode as u32, 0, mode.cookie_ports);
+    ensure!(
+        seen == want,
+        "the daemon's program sees (mitigation mode, policy entries, cookie ports) = {seen:?}, \
+         {want:?} expected"
+    );
     measure(lab, prog_id, Some(&daemon), false)
     // Dropping the daemon stops it; its programs detach with it.
 }
@@ -188,8 +231,8 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
             let run = if i == 0 {
                 without_monitor(&lab, &mut empty, false).context("flood_host none")?
             } else {
-                let (name, flags) = MODES[i - 1];
-                with_daemon(&lab, flags).with_context(|| format!("flood_host {name}"))?
+                let mode = &MODES[i - 1];
+                with_daemon(&lab, mode).with_context(|| format!("flood_host {}", mode.name))?
             };
             runs[i].push(run);
         }
@@ -256,8 +299,8 @@ fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
         "ns/packet",
         none.iter().map(|r| (r.inplace_ns, r.inplace_ns)).collect(),
     ));
-    for (i, (name, _)) in MODES.iter().enumerate() {
-        let mine = &runs[i + 1];
+    for (i, mode) in MODES.iter().enumerate() {
+        let (name, mine) = (mode.name, &runs[i + 1]);
         out.push(paired(
             format!("flood_host_{name}_daemon_cpu"),
             "% of a core",
