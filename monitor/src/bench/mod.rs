@@ -49,9 +49,15 @@ pub struct Figure {
 /// The parts of the bench, in the order they run.
 pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood"];
 
+/// The middle value; of an even count, the mean of the middle two.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let n = values.len();
+    if n % 2 == 0 && n > 0 {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    } else {
+        values[n / 2]
+    }
 }
 
 /// Runs the sections named in `only` (all when empty), `rounds` rounds per
