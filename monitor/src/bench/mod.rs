@@ -53,7 +53,7 @@ pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood"];
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 0 && n > 0 {
+    if n.is_multiple_of(2) && n > 0 {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     } else {
         values[n / 2]
