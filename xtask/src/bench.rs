@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: builds the release binaries and runs the benchmark
 //! runner as root (it loads BPF programs, creates a network namespace and
 //! starts the daemon in it). Arguments go to the runner: `--rounds N`,
-//! `--json PATH`, `--only xdp,tc,live,daemon`. See docs/benchmarks.md.
+//! `--json PATH`, `--only xdp,tc,live,daemon,flood`. See docs/benchmarks.md.
 
 use anyhow::Result;
 

@@ -37,12 +37,6 @@ pub fn syncookies(programs: &mut Programs) -> anyhow::Result<()> {
     cookies_for(programs, vec![COOKIE_PORT])
 }
 
-/// SYN cookies always on for the live flood's 64 destination ports
-/// (8000-8063) on slot 0, the bench interface's.
-pub fn syncookies_flood(programs: &mut Programs) -> anyhow::Result<()> {
-    cookies_for(programs, (8000..8064).collect())
-}
-
 fn cookies_for(programs: &mut Programs, ports: Vec<u16>) -> anyhow::Result<()> {
     let settings = crate::syncookies::SyncookieSettings {
         mode: monitor_common::syncookie::SyncookieMode::Always,

@@ -4,14 +4,25 @@
 //! - [`testrun`]: per-packet cost of the XDP and TC programs by packet
 //!   class (BPF_PROG_TEST_RUN) against empty programs;
 //! - [`live`]: throughput of live-frames pipelines through a veth pair,
-//!   with and without the monitor, and against an AF_PACKET tap;
+//!   with and without the monitor (set up as the daemon sets it up, in
+//!   each mitigation mode), and against an AF_PACKET tap; next to each,
+//!   the attached program's in-place ns from the kernel's bpf stats;
 //! - [`daemon`]: ring-buffer drain rate, ClientHello parsing, `/metrics`
-//!   scrape time and resident memory of the daemon side.
+//!   scrape time and resident memory of the daemon side;
+//! - [`flood`]: a random-source SYN flood against a real server with the
+//!   real daemon in each mode: host and daemon CPU, in-place ns per SYN,
+//!   a real client's latency.
 
 mod cases;
+mod configured;
 mod daemon;
+mod daemon_proc;
+mod flood;
+mod inplace;
 pub(crate) mod live;
 mod mitigation;
+mod procstat;
+mod readback;
 mod testrun;
 
 use std::fmt::Write as _;
@@ -20,7 +31,8 @@ use anyhow::Context as _;
 use aya::{Ebpf, programs::Program};
 
 pub use cases::{Case, cases};
-pub use live::{LiveCase, Pipeline, Setup};
+pub use configured::MonitorMode;
+pub use live::{LiveCase, Pipeline, Table};
 
 use crate::{
     interfaces::Interface,
@@ -39,11 +51,17 @@ pub struct Figure {
 }
 
 /// The parts of the bench, in the order they run.
-pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon"];
+pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood"];
 
+/// The middle value; of an even count, the mean of the middle two.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let n = values.len();
+    if n.is_multiple_of(2) && n > 0 {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    } else {
+        values[n / 2]
+    }
 }
 
 /// Runs the sections named in `only` (all when empty), `rounds` rounds per
@@ -51,17 +69,30 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub fn run(rounds: usize, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     let wanted = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
     let mut figures = Vec::new();
+    let timed = |name: &str, f: &dyn Fn() -> anyhow::Result<Vec<Figure>>| {
+        let start = std::time::Instant::now();
+        let out = f();
+        eprintln!(
+            "handshake-monitor-bench: {name} took {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+        out
+    };
     if wanted("xdp") {
-        figures.extend(testrun::xdp(rounds).context("XDP per-packet figures")?);
+        figures.extend(timed("xdp", &|| testrun::xdp(rounds)).context("XDP per-packet figures")?);
     }
     if wanted("tc") {
-        figures.extend(testrun::tc(rounds).context("TC per-packet figures")?);
+        figures.extend(timed("tc", &|| testrun::tc(rounds)).context("TC per-packet figures")?);
     }
     if wanted("live") {
-        figures.extend(live::run(rounds, &live::cases()).context("live-frames figures")?);
+        let run = || live::run(rounds, &live::cases());
+        figures.extend(timed("live", &run).context("live-frames figures")?);
     }
     if wanted("daemon") {
-        figures.extend(daemon::run(rounds).context("daemon-side figures")?);
+        figures.extend(timed("daemon", &|| daemon::run(rounds)).context("daemon-side figures")?);
+    }
+    if wanted("flood") {
+        figures.extend(timed("flood", &|| flood::run(rounds)).context("flood_host figures")?);
     }
     Ok(figures)
 }

@@ -7,13 +7,15 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "What handshake-monitor costs, each figure against a baseline taken alongside")]
 struct Args {
-    /// Rounds per figure; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds per figure; the median is reported (the flood section runs
+    /// at most 2).
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Also write the results as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<std::path::PathBuf>,
-    /// Run only these sections (comma-separated): xdp, tc, live, daemon.
+    /// Run only these sections (comma-separated): xdp, tc, live, daemon,
+    /// flood.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(monitor::bench::SECTIONS))]
     only: Vec<String>,
 }

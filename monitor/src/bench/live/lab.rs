@@ -17,7 +17,7 @@ pub struct Lab {
     created: bool,
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -68,27 +68,44 @@ impl Lab {
         Ok(lab)
     }
 
-    /// Runs `f` on a fresh thread joined to the lab namespace. The network
-    /// namespace is a per-thread attribute: the rest of the process stays
-    /// where it is, threads `f` starts inherit the lab's.
+    /// Runs `f` on a fresh thread joined to the lab namespace.
     pub fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-        let path = format!("/run/netns/{}", self.ns);
-        let file = File::open(&path).with_context(|| format!("opening {path}"))?;
-        thread::scope(|scope| {
-            let handle = scope.spawn(|| {
-                // SAFETY: the fd is open for the call and names a network
-                // namespace; setns changes only this thread's namespace.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(std::io::Error::last_os_error())
-                        .with_context(|| format!("setns({path})"));
-                }
-                Ok(f())
-            });
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(&self.ns, f)
     }
+}
+
+/// Runs `f` on a fresh thread joined to the named namespace. The network
+/// namespace is a per-thread attribute: the rest of the process stays
+/// where it is, threads `f` starts inherit the namespace.
+pub fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    thread::scope(|scope| {
+        let handle = scope.spawn(|| {
+            // SAFETY: the fd is open for the call and names a network
+            // namespace; setns changes only this thread's namespace.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("setns({path})"));
+            }
+            Ok(f())
+        });
+        handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Joins the calling thread to the named namespace for good (for threads
+/// the bench starts and ends itself).
+pub fn enter(ns: &str) -> anyhow::Result<()> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("opening {path}"))?;
+    // SAFETY: as in run_in.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("setns({path})"));
+    }
+    Ok(())
 }
 
 impl Drop for Lab {

@@ -11,6 +11,7 @@
 //! batch size, so no raw bpf(2) call is needed.
 
 mod cases;
+mod figures;
 pub(super) mod lab;
 mod tap;
 
@@ -19,24 +20,30 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use aya::{
     maps::Array,
-    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
 };
-pub use cases::{LiveCase, Setup, cases};
+pub use cases::{LiveCase, Table, cases};
 use monitor_common::{
     classify::tcp_flags::{ACK, PSH},
     frames::TcpFrame,
 };
 
-use super::{Figure, median, program_mut};
-use crate::{interfaces::Interface, loader::Programs};
+use super::{
+    Figure,
+    configured::{self, MonitorMode},
+    inplace::{RunStats, Stats},
+    program_mut,
+};
+use crate::{cli::RunArgs, interfaces::Interface, loader::Programs};
 
 const GENERATOR: &str = "hs_bench_gen";
 const GEN_CONFIG_MAP: &str = "BENCH_GEN_CONFIG";
+/// The flow table the full-table cases fill and count.
 /// Frames per test run; the time bound is checked between runs.
 const CHUNK: u32 = 100_000;
 /// Bounds of one pipeline measurement, whichever comes first.
-const MAX_FRAMES: u64 = 5_000_000;
-const RUN_TIME: Duration = Duration::from_millis(500);
+pub(super) const MAX_FRAMES: u64 = 5_000_000;
+const RUN_TIME: Duration = Duration::from_millis(300);
 /// Frames the kernel generates between two flushes of the redirect queue.
 const BATCH: u32 = 64;
 const GEN_CPU: usize = 0;
@@ -70,9 +77,9 @@ impl Traffic {
 pub enum Receiver {
     /// One of the bench's bare XDP programs.
     Bare(&'static str),
-    /// The monitor's XDP program, registered for the interface, after an
-    /// optional setup (e.g. a mitigation mode).
-    Monitor(Option<Setup>),
+    /// The monitor's programs, freshly loaded, attached and configured as
+    /// the daemon does it, in this mode.
+    Monitor(MonitorMode),
 }
 
 pub struct Pipeline {
@@ -99,13 +106,24 @@ pub(super) fn drive(lab: &lab::Lab, traffic: Traffic) -> anyhow::Result<f64> {
         lab::pin_to_cpu(GEN_CPU);
         let mut programs = Programs::load()?;
         write_gen_config(&mut programs, lab::ifindex(&lab.gen_if)?, traffic.mode())?;
-        generate(&mut programs, &lab.rx_if)
+        generate(&mut programs, &lab.rx_if, MAX_FRAMES)
     })?
 }
 
 pub fn run(rounds: usize, cases: &[LiveCase]) -> anyhow::Result<Vec<Figure>> {
     let lab = lab::Lab::new().context("creating the bench namespace")?;
+    let _stats = Stats::enable()?;
     lab.run_inside(|| inside(&lab, rounds, cases))?
+}
+
+/// What one pipeline's run measured.
+#[derive(Clone, Copy)]
+pub struct Sample {
+    pub mpps: f64,
+    /// Mean ns per run of the attached program (bpf stats).
+    pub inplace_ns: f64,
+    /// Flows in the table when the run started (full-table cases).
+    pub entries: Option<u64>,
 }
 
 fn inside(lab: &lab::Lab, rounds: usize, cases: &[LiveCase]) -> anyhow::Result<Vec<Figure>> {
@@ -115,84 +133,31 @@ fn inside(lab: &lab::Lab, rounds: usize, cases: &[LiveCase]) -> anyhow::Result<V
         name: lab.rx_if.clone(),
         ifindex: lab::ifindex(&lab.rx_if)?,
     };
+    // The generator and the bare programs (stateless); every monitor
+    // pipeline loads programs of its own.
+    let mut generator = Programs::load()?;
     let mut figures = Vec::new();
     for case in cases {
         let pipelines: Vec<&Pipeline> = std::iter::once(&case.baseline)
             .chain(&case.measured)
             .collect();
-        let mut mpps: Vec<Vec<f64>> = vec![Vec::new(); pipelines.len()];
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); pipelines.len()];
+        write_gen_config(&mut generator, gen_ifindex, case.traffic.mode())?;
         for round in 0..rounds {
-            let mut programs = Programs::load()?;
-            let _capture = crate::tls_capture::CaptureMaps::take(&mut programs)?;
-            write_gen_config(&mut programs, gen_ifindex, case.traffic.mode())?;
             let mut order: Vec<usize> = (0..pipelines.len()).collect();
             // Alternate the order so drift within a round favours nobody.
             if round % 2 == 1 {
                 order.reverse();
             }
             for i in order {
-                let value = measure(&mut programs, pipelines[i], &rx)
+                let sample = measure(&mut generator, case, pipelines[i], &rx)
                     .with_context(|| format!("live {} {}", case.name, pipelines[i].name))?;
-                mpps[i].push(value);
+                samples[i].push(sample);
             }
         }
-        figures.extend(case_figures(case.name, &pipelines, &mpps));
+        figures.extend(figures::case(case, &pipelines, &samples)?);
     }
     Ok(figures)
-}
-
-/// Mpps of each measured pipeline against the baseline, the same as
-/// per-packet cost of the whole path, and, where a case has both a
-/// monitor and a tap, the monitor's extra cost over the baseline against
-/// the tap's.
-fn case_figures(case: &str, pipelines: &[&Pipeline], mpps: &[Vec<f64>]) -> Vec<Figure> {
-    let ns = |m: f64| 1e3 / m;
-    let paired = |a: usize, f: &dyn Fn(f64, f64) -> (f64, f64)| {
-        let (mut values, mut baselines, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for (&x, &b) in mpps[a].iter().zip(&mpps[0]) {
-            let (v, base) = f(x, b);
-            values.push(v);
-            baselines.push(base);
-            ratios.push(v / base);
-        }
-        (median(values), median(baselines), median(ratios))
-    };
-    let mut out = Vec::new();
-    for (i, p) in pipelines.iter().enumerate().skip(1) {
-        let (value, baseline, ratio) = paired(i, &|x, b| (x, b));
-        out.push(Figure {
-            name: format!("live_{case}_{}", p.name),
-            unit: "Mpps",
-            value,
-            baseline,
-            ratio,
-        });
-        let (value, baseline, ratio) = paired(i, &|x, b| (ns(x), ns(b)));
-        out.push(Figure {
-            name: format!("live_{case}_{}_ns", p.name),
-            unit: "ns/packet",
-            value,
-            baseline,
-            ratio,
-        });
-    }
-    let find = |name: &str| pipelines.iter().position(|p| p.name == name);
-    if let (Some(m), Some(t)) = (find("monitor"), find("tap")) {
-        let extras: Vec<(f64, f64)> = (0..mpps[0].len())
-            .map(|r| {
-                let bare = ns(mpps[0][r]);
-                (ns(mpps[m][r]) - bare, ns(mpps[t][r]) - bare)
-            })
-            .collect();
-        out.push(Figure {
-            name: format!("live_{case}_monitor_vs_tap_extra_ns"),
-            unit: "ns/packet",
-            value: median(extras.iter().map(|e| e.0).collect()),
-            baseline: median(extras.iter().map(|e| e.1).collect()),
-            ratio: median(extras.iter().map(|e| e.0 / e.1).collect()),
-        });
-    }
-    out
 }
 
 fn write_gen_config(programs: &mut Programs, ifindex: u32, mode: u32) -> anyhow::Result<()> {
@@ -206,11 +171,6 @@ fn write_gen_config(programs: &mut Programs, ifindex: u32, mode: u32) -> anyhow:
     Ok(())
 }
 
-enum Attached {
-    Bare(&'static str, XdpLinkId),
-    Monitor(XdpLinkId),
-}
-
 fn loaded<'a>(programs: &'a mut Programs, name: &str) -> anyhow::Result<&'a mut Xdp> {
     let program: &mut Xdp = program_mut(programs.ebpf_mut(), name)?;
     if program.fd().is_err() {
@@ -219,51 +179,86 @@ fn loaded<'a>(programs: &'a mut Programs, name: &str) -> anyhow::Result<&'a mut 
     Ok(program)
 }
 
-/// One pipeline, one bounded run: attach, generate, detach.
-fn measure(programs: &mut Programs, pipeline: &Pipeline, rx: &Interface) -> anyhow::Result<f64> {
-    // Native mode: the frames arrive as xdp_frames through the veth's
-    // NAPI, as from a NIC driver.
-    let attached = match &pipeline.receiver {
+/// One pipeline, one bounded run: attach (and configure), generate,
+/// detach. The in-place figure is the attached program's own run time
+/// over the measured run.
+fn measure(
+    generator: &mut Programs,
+    case: &LiveCase,
+    pipeline: &Pipeline,
+    rx: &Interface,
+) -> anyhow::Result<Sample> {
+    match &pipeline.receiver {
         Receiver::Bare(name) => {
-            let id = loaded(programs, name)?.attach_to_if_index(rx.ifindex, XdpMode::Driver)?;
-            Attached::Bare(name, id)
-        }
-        Receiver::Monitor(setup) => {
-            programs.register(rx)?;
-            if let Some(setup) = setup {
-                setup(programs).context("the pipeline's setup")?;
+            // Native mode: the frames arrive as xdp_frames through the
+            // veth's NAPI, as from a NIC driver.
+            let program = loaded(generator, name)?;
+            let id = program.attach_to_if_index(rx.ifindex, XdpMode::Driver)?;
+            let before = RunStats::of(&program.info()?);
+            let tap = pipeline
+                .tap
+                .then(|| tap::Tap::start(rx.ifindex, TAP_CPU))
+                .transpose()?;
+            let mpps = generate(generator, &rx.name, case.max_frames);
+            if let Some(tap) = &tap
+                && tap.captured() == 0
+            {
+                eprintln!("handshake-monitor-bench: the AF_PACKET tap captured nothing");
             }
-            Attached::Monitor(
-                programs
-                    .xdp()?
-                    .attach_to_if_index(rx.ifindex, XdpMode::Driver)?,
-            )
+            drop(tap);
+            let program = loaded(generator, name)?;
+            let after = RunStats::of(&program.info()?);
+            program.detach(id)?;
+            Ok(Sample {
+                mpps: mpps?,
+                inplace_ns: after.since(before).0,
+                entries: None,
+            })
         }
-    };
-    let tap = if pipeline.tap {
-        Some(tap::Tap::start(rx.ifindex, TAP_CPU)?)
-    } else {
-        None
-    };
-    let result = generate(programs, &rx.name);
-    if let Some(tap) = &tap
-        && tap.captured() == 0
-    {
-        eprintln!("handshake-monitor-bench: the AF_PACKET tap captured nothing");
+        Receiver::Monitor(mode) => {
+            let mut attached = configured::attach(rx, mode, case.inserts_per_sec)?;
+            let entries = match case.table {
+                Table::Fresh => None,
+                Table::Full => Some(fill(generator, &mut attached.programs, &rx.name)?),
+            };
+            let mut monitor = attached.configure(mode)?;
+            let before = RunStats::of(&monitor.programs.xdp()?.info()?);
+            let mpps = generate(generator, &rx.name, case.max_frames)?;
+            let after = RunStats::of(&monitor.programs.xdp()?.info()?);
+            // Dropping the monitor detaches it.
+            drop(monitor);
+            Ok(Sample {
+                mpps,
+                inplace_ns: after.since(before).0,
+                entries,
+            })
+        }
     }
-    drop(tap);
-    match attached {
-        Attached::Bare(name, id) => loaded(programs, name)?.detach(id)?,
-        Attached::Monitor(id) => programs.xdp()?.detach(id)?,
-    }
-    result
 }
 
-/// Runs the generator within the bounds; returns Mpps received.
-fn generate(programs: &mut Programs, rx_if: &str) -> anyhow::Result<f64> {
+/// Fills the half-open table of the attached `monitor` (where a SYN
+/// flood lands) with twice its capacity of the case's traffic; returns
+/// the slots it then holds, read in place.
+fn fill(generator: &mut Programs, monitor: &mut Programs, rx_if: &str) -> anyhow::Result<u64> {
+    let capacity = RunArgs::defaults().flow_table_size;
+    pump(generator, 2 * u64::from(capacity))?;
+    let table = crate::half_open::HalfOpenTable::take(monitor)?;
+    let mut used = 0u64;
+    table.scan(crate::flows::monotonic_ns(), u64::MAX, |_, _| used += 1);
+    let slots = table.slots() as u64;
+    if used < slots * 9 / 10 {
+        bail!("the fill left {used} handshakes in a table of {slots} slots on {rx_if}");
+    }
+    Ok(used)
+}
+
+/// Runs the generator over `frames` frames, unmeasured.
+fn pump(programs: &mut Programs, frames: u64) -> anyhow::Result<()> {
     let generator = loaded(programs, GENERATOR)?;
     let frame = template();
-    let run = |repeat| {
+    let mut left = frames;
+    while left > 0 {
+        let repeat = left.min(u64::from(CHUNK)) as u32;
         let opts = TestRunOptions {
             data_in: Some(&frame),
             repeat,
@@ -272,16 +267,33 @@ fn generate(programs: &mut Programs, rx_if: &str) -> anyhow::Result<f64> {
         };
         generator
             .test_run(opts)
-            .context("live-frames BPF_PROG_TEST_RUN (needs Linux 5.18+)")
-    };
+            .context("live-frames BPF_PROG_TEST_RUN (needs Linux 5.18+)")?;
+        left -= u64::from(repeat);
+    }
+    Ok(())
+}
+
+/// Runs the generator within the bounds; returns Mpps received.
+fn generate(programs: &mut Programs, rx_if: &str, max_frames: u64) -> anyhow::Result<f64> {
     // Unmeasured: the page pool and the receiver's caches warm up.
-    run(CHUNK / 10)?;
+    pump(programs, u64::from(CHUNK / 10).min(max_frames / 10))?;
+    let generator = loaded(programs, GENERATOR)?;
+    let frame = template();
+    let chunk = u64::from(CHUNK).min(max_frames);
     let before = lab::rx_packets(rx_if)?;
     let start = Instant::now();
     let mut sent = 0u64;
-    while sent < MAX_FRAMES && start.elapsed() < RUN_TIME {
-        run(CHUNK)?;
-        sent += u64::from(CHUNK);
+    while sent < max_frames && start.elapsed() < RUN_TIME {
+        let opts = TestRunOptions {
+            data_in: Some(&frame),
+            repeat: chunk as u32,
+            attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+            ..Default::default()
+        };
+        generator
+            .test_run(opts)
+            .context("live-frames BPF_PROG_TEST_RUN (needs Linux 5.18+)")?;
+        sent += chunk;
     }
     let elapsed = start.elapsed();
     let received = lab::rx_packets(rx_if)?.wrapping_sub(before);
