@@ -83,6 +83,20 @@ const MODES: &[DaemonMode] = &[
         mitigation_mode: Mode::Enforce,
         cookie_ports: 0,
     },
+    // Above the insert budget: the regime of a flood bigger than the
+    // budget (here, the budget is made smaller than the flood).
+    DaemonMode {
+        name: "default_over_budget",
+        flags: &["--flow-inserts-per-sec", "1000"],
+        mitigation_mode: Mode::DryRun,
+        cookie_ports: 0,
+    },
+    DaemonMode {
+        name: "off_over_budget",
+        flags: &["--mitigation", "off", "--flow-inserts-per-sec", "1000"],
+        mitigation_mode: Mode::Off,
+        cookie_ports: 0,
+    },
     DaemonMode {
         name: "syncookies",
         flags: &["--syncookies", "always", "--port", "8080"],
