@@ -6,6 +6,7 @@
 mod hello;
 mod ring;
 mod scrape;
+mod sweep;
 
 use super::{Figure, median};
 
@@ -105,6 +106,29 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
         "% of a core",
         daemon.cpu_percent,
         100.0,
+    ));
+    let full = sweep::measure()?;
+    eprintln!(
+        "handshake-monitor-bench: full tables: {} half-open slots used, {} flows",
+        full.half_open_used, full.flows
+    );
+    figures.push(against_target(
+        "sweep_full_tables_scan",
+        "ms",
+        full.scan_ms,
+        1000.0,
+    ));
+    figures.push(against_target(
+        "sweep_full_tables_count",
+        "ms",
+        full.count_ms,
+        5000.0,
+    ));
+    figures.push(against_target(
+        "sweep_full_tables_cpu",
+        "% of a core",
+        full.cpu_percent(),
+        5.0,
     ));
     Ok(figures)
 }
