@@ -14,7 +14,10 @@
 //! The array is mmapable: the daemon reads it in place, with no syscall
 //! per entry, to count half-open handshakes and time them out.
 
-use crate::flow::{FlowKey, FlowState, RateLimit, phase};
+use crate::{
+    flow::{FlowKey, FlowState, RateLimit, phase},
+    hash::{fmix64, fold},
+};
 
 /// One slot: a handshake in flight, or empty (`state.phase == 0`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,22 +98,11 @@ pub const fn slots_per_cpu(total: u32, partitions: u32) -> u32 {
 /// xors and multiplies: cheap in BPF).
 #[inline(always)]
 pub fn flow_hash(key: &FlowKey) -> u32 {
-    let fold = |a: &[u8; 16]| {
-        let lo = u64::from_le_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-        let hi = u64::from_le_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
-        lo ^ hi.rotate_left(29)
-    };
     let ports = u64::from(key.local_port) << 48
         | u64::from(key.remote_port) << 32
         | u64::from(key.family) << 8
         | u64::from(key.slot);
-    let mut h = fold(&key.local_addr) ^ fold(&key.remote_addr).rotate_left(13) ^ ports;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    h as u32
+    fmix64(fold(&key.local_addr, 29) ^ fold(&key.remote_addr, 29).rotate_left(13) ^ ports)
 }
 
 /// Index of the flow's slot in partition `cpu`.

@@ -26,6 +26,7 @@ pub mod fragment;
 pub mod frames;
 pub mod half_open;
 pub mod handshake;
+pub mod hash;
 pub mod histogram;
 pub mod iface;
 pub mod mitigation;

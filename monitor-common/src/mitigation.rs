@@ -177,20 +177,9 @@ pub fn limiter_index(limiter: Limiter, row: u32, addr: &[u8; 16]) -> u32 {
 /// shared in the other.
 #[inline(always)]
 pub fn hash(addr: &[u8; 16], seed: u32) -> u32 {
-    let lo = u64::from_le_bytes([
-        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
-    ]);
-    let hi = u64::from_le_bytes([
-        addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
-    ]);
-    let mut h =
-        lo ^ hi.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(u64::from(seed) + 1);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 33;
-    h as u32
+    let h =
+        crate::hash::fold(addr, 17) ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(u64::from(seed) + 1);
+    crate::hash::fmix64(h)
 }
 
 /// Words of the policy filter: 65536 bits for the IPv4 /16s, then 65536

@@ -114,19 +114,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop(&mut self.child, Duration::from_secs(5));
         let _ = fs::remove_file(&self.log);
         let _ = fs::remove_file(&self.socket);
     }
@@ -173,4 +161,21 @@ pub fn scrape(addr: &str) -> anyhow::Result<Scrape> {
         series: samples().count(),
         flow_entries,
     })
+}
+
+/// Stops a child of the bench: SIGTERM, `grace` to exit, then SIGKILL.
+pub fn stop(child: &mut Child, grace: Duration) {
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
