@@ -317,25 +317,6 @@ pub fn read_fields<V: PacketView + ?Sized>(
     Ok(fields)
 }
 
-/// Source address (in [`TcpFields`] form) and destination port: all the
-/// SYN mitigation needs, without the rest of the fields on the stack.
-#[inline(always)]
-pub fn read_source<V: PacketView + ?Sized>(
-    pkt: &V,
-    tcp: &TcpPacket,
-) -> Result<([u8; 16], u16), SkipReason> {
-    let l3 = usize::from(tcp.l3_offset);
-    let mut src = [0u8; 16];
-    if tcp.ip_version == 4 {
-        let addr: [u8; 4] = read(pkt, l3 + 12)?;
-        src[..4].copy_from_slice(&addr);
-    } else {
-        src = read(pkt, l3 + 8)?;
-    }
-    let ports: [u8; 4] = read(pkt, usize::from(tcp.l4_offset))?;
-    Ok((src, be16([ports[2], ports[3]])))
-}
-
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;

@@ -48,22 +48,16 @@ pub static HISTOGRAMS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries(
     0,
 );
 
-/// Follows one staged handshake segment.
+/// Follows one staged handshake segment other than a SYN (see [`syn`]).
+/// An ACK or FIN of an established flow, the bulk of these, reads no
+/// clock at all.
 #[inline(always)]
-pub fn track(st: &Staged, slot: u32, now_coarse: u64, counters: &mut DirectionCounters) {
+pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
     let found = match st.seg.class {
-        FlagClass::Syn => {
-            syn(st, slot, now_coarse);
-            return;
-        }
         // Established flows first for ACKs and FINs: theirs are the bulk.
-        FlagClass::Ack | FlagClass::Fin => {
-            established(st, slot) || in_handshake(st, slot, now_coarse)
-        }
-        FlagClass::SynAck | FlagClass::Rst => {
-            in_handshake(st, slot, now_coarse) || established(st, slot)
-        }
-        FlagClass::Data | FlagClass::Invalid => return,
+        FlagClass::Ack | FlagClass::Fin => established(st, slot) || in_handshake(st, slot),
+        FlagClass::SynAck | FlagClass::Rst => in_handshake(st, slot) || established(st, slot),
+        FlagClass::Syn | FlagClass::Data | FlagClass::Invalid => return,
     };
     if !found && let Outcome::Untracked(what) = on_segment(None, &st.seg, 0) {
         bump(&mut counters.untracked, what as usize);
@@ -71,8 +65,8 @@ pub fn track(st: &Staged, slot: u32, now_coarse: u64, counters: &mut DirectionCo
 }
 
 #[inline(always)]
-fn in_handshake(st: &Staged, slot: u32, now_coarse: u64) -> bool {
-    match half_open::find(&st.key, now_coarse) {
+fn in_handshake(st: &Staged, slot: u32) -> bool {
+    match half_open::find(&st.key, half_open::coarse_now()) {
         Some(h) => {
             handshake(h, st, slot);
             true
@@ -88,8 +82,9 @@ fn stats_of(slot: u32, role: Role) -> Option<&'static mut HandshakeCounters> {
     Some(unsafe { &mut *stats })
 }
 
+/// Follows a SYN; `now_coarse` is its coarse clock reading.
 #[inline(always)]
-fn syn(st: &Staged, slot: u32, now_coarse: u64) {
+pub fn syn(st: &Staged, slot: u32, now_coarse: u64) {
     let role = Role::of_syn(st.seg.from_local);
     let Some(stats) = stats_of(slot, role) else {
         return;

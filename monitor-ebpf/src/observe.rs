@@ -1,6 +1,5 @@
 //! The per-packet work shared by the XDP and TC programs.
 
-use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
 use monitor_common::{
     classify::{FlagClass, classify},
     counters::{Direction, counter_index},
@@ -64,12 +63,13 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
     let Some(staged) = crate::segment::stage(pkt, &tcp, class, slot, direction) else {
         return Verdict::Pass;
     };
-    // The one clock read most segments need: a jiffy's resolution costs a
-    // few ns where the precise clock costs ~25 (read only for timestamps
-    // the latency histograms keep).
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if class == FlagClass::Syn && direction == Direction::Ingress {
+    if class != FlagClass::Syn {
+        crate::flows::track(staged, slot, counters);
+        return Verdict::Pass;
+    }
+    // A SYN's one clock read, shared by the mitigation and the budget.
+    let now = crate::half_open::coarse_now();
+    if direction == Direction::Ingress {
         match crate::mitigation::judge_syn(staged, slot, now) {
             SynVerdict::Pass => {}
             SynVerdict::Drop => return Verdict::Drop,
@@ -77,7 +77,7 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
             SynVerdict::Cookie => return Verdict::Cookie,
         }
     }
-    crate::flows::track(staged, slot, now, counters);
+    crate::flows::syn(staged, slot, now);
     Verdict::Pass
 }
 

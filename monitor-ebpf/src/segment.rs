@@ -18,13 +18,11 @@ use monitor_common::{
 pub struct Staged {
     pub key: FlowKey,
     pub seg: Segment,
-    /// Offsets of the IP and TCP headers, the TCP header length and the
-    /// IP version: what the cookie SYN-ACK is built from.
+    /// Offsets of the IP and TCP headers and the TCP header length: with
+    /// the key's family, what the cookie SYN-ACK is built from.
     pub l3: u16,
     pub l4: u16,
     pub th_len: u16,
-    pub ip_version: u8,
-    pub slot: u8,
 }
 
 impl Staged {
@@ -83,8 +81,6 @@ pub fn stage<V: PacketView>(
         (*staging).l3 = tcp.l3_offset;
         (*staging).l4 = tcp.l4_offset;
         (*staging).th_len = tcp.payload_offset - tcp.l4_offset;
-        (*staging).ip_version = tcp.ip_version;
-        (*staging).slot = slot as u8;
     }
     // A second lookup gives a pointer LLVM cannot prove equal to the first,
     // so the logic really loads the staged values from the map.

@@ -161,7 +161,8 @@ pub fn wanted(st: &Staged, slot: u32) -> bool {
         _ => return false,
     }
     let ip_len = st.l4 - st.l3;
-    if (st.ip_version == 4 && ip_len != 20) || (st.ip_version == 6 && ip_len != 40) {
+    let family = st.key.family;
+    if (family == 4 && ip_len != 20) || (family == 6 && ip_len != 40) {
         count(slot, CookieEvent::Unsupported);
         return false;
     }
@@ -173,7 +174,7 @@ pub fn wanted(st: &Staged, slot: u32) -> bool {
     s.l3 = u32::from(st.l3);
     s.l4 = u32::from(st.l4);
     s.th_len = u32::from(st.th_len);
-    s.version = u32::from(st.ip_version);
+    s.version = u32::from(family);
     s.slot = slot;
     true
 }

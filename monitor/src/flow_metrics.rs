@@ -322,7 +322,7 @@ impl Families {
             failures,
             counter(TABLE_EVICTIONS, totals.evictions),
             gauge(SWEEP_SECONDS, totals.last_duration.as_secs_f64()),
-            gauge(HALF_OPEN_SLOTS, totals.half_open_slots as f64),
+            gauge(HALF_OPEN_SLOTS, tracker.half_open_slots() as f64),
             gauge(HALF_OPEN_USED, totals.half_open_slots_used as f64),
             counter(HALF_OPEN_STARTS, c.inserts),
             counter(HALF_OPEN_DISPLACED, c.half_open_displaced),

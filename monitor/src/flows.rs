@@ -26,7 +26,7 @@ use crate::{
 
 /// How often a big flow table's entries are counted: a count copies the
 /// whole table out of the kernel (about 90 bytes an entry).
-const FILL_INTERVAL: Duration = Duration::from_secs(5);
+pub const FILL_INTERVAL: Duration = Duration::from_secs(5);
 /// Entries per batched lookup.
 const BATCH: usize = 4096;
 
@@ -89,8 +89,6 @@ pub struct SweepTotals {
     pub entries: u64,
     /// Occupied half-open slots at the last sweep (live or timed out).
     pub half_open_slots_used: u64,
-    /// Slots of the half-open table.
-    pub half_open_slots: u64,
     /// Flows the LRU pushed out, derived from inserts and removals; kept
     /// monotonic since its inputs are read at slightly different times.
     pub evictions: u64,
@@ -126,10 +124,7 @@ impl FlowTracker {
         let half_open = HalfOpenTable::take(programs)?;
         Ok(Self {
             flows: programs.take_map("FLOWS")?,
-            totals: SweepTotals {
-                half_open_slots: half_open.slots() as u64,
-                ..SweepTotals::default()
-            },
+            totals: SweepTotals::default(),
             half_open,
             handshakes: programs.take_map("HANDSHAKES")?,
             histograms: programs.take_map("HISTOGRAMS")?,
@@ -150,6 +145,11 @@ impl FlowTracker {
 
     pub fn ports(&self) -> &PortTracker {
         &self.ports
+    }
+
+    /// Slots of the half-open table.
+    pub fn half_open_slots(&self) -> usize {
+        self.half_open.slots()
     }
 
     /// Counts half-open handshakes and timeouts, and (every

@@ -15,7 +15,7 @@ mod support;
 use std::{
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     time::Duration,
 };
 
@@ -23,7 +23,7 @@ use monitor_common::classify::tcp_flags::SYN;
 use support::{
     attach::assert_nothing_attached,
     bpffs::Bpffs,
-    daemon::{BINARY, run_to_exit},
+    daemon::{BINARY, run_to_exit, text},
     handshakes::Monitor,
     lab::NetnsLab,
     netns::in_netns,
@@ -31,14 +31,6 @@ use support::{
     rawtcp::RawClient,
     require_root, wait_until,
 };
-
-fn text(out: &Output) -> (bool, String, String) {
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn refused(monitor: &Monitor, args: &[&str], why: &str) {
     let (ok, _, stderr) = text(&monitor.daemon.block(args));

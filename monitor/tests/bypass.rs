@@ -17,6 +17,7 @@ use std::{net::SocketAddr, time::Duration};
 use support::{
     cmd,
     cookies::{EchoService, PORT, napi, one_exchange_within},
+    daemon::text,
     handshakes::Monitor,
     lab::NetnsLab,
     netns::in_netns,
@@ -136,12 +137,4 @@ fn a_blocked_source_gets_nothing_back_through_fragments_or_cookies() {
     assert!(ok, "block remove: {stderr}");
     assert!(connects(), "unblocked, the client connects again");
     assert!(synacks_sent(&monitor) > synacks);
-}
-
-fn text(out: &std::process::Output) -> (bool, String, String) {
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

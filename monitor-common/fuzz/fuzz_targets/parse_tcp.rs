@@ -1,4 +1,4 @@
-//! The packet parser (`parse_tcp`, then `read_fields`/`read_source` and the
+//! The packet parser (`parse_tcp`, then `read_fields` and the
 //! classifier) on arbitrary frames. The checks live in
 //! `monitor_common::parse::fuzz` so the unit tests replay the corpus
 //! through the same code.

@@ -262,3 +262,12 @@ fn metrics_addr(args: &[String]) -> Option<SocketAddr> {
     let at = args.iter().position(|a| a == "--metrics-addr")?;
     args.get(at + 1)?.parse().ok()
 }
+
+/// A command's outcome: success, stdout and stderr as text.
+pub fn text(out: &std::process::Output) -> (bool, String, String) {
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -14,13 +14,10 @@ use monitor_common::{
 
 use crate::{
     bench::{live::lab::pin_to_cpu, programs_for_bench},
-    flows::{FlowSettings, FlowTracker, monotonic_ns},
+    flows::{FILL_INTERVAL, FlowSettings, FlowTracker, monotonic_ns},
     loader::Programs,
     ports::PortSettings,
 };
-
-/// The flow table is counted this often once it is big (flows.rs).
-const FILL_INTERVAL_SECS: f64 = 5.0;
 
 pub struct FullTables {
     pub half_open_used: u64,
@@ -34,7 +31,7 @@ pub struct FullTables {
 impl FullTables {
     /// % of a core: a scan a second and a count every interval.
     pub fn cpu_percent(&self) -> f64 {
-        (self.scan_ms + self.count_ms / FILL_INTERVAL_SECS) / 10.0
+        (self.scan_ms + self.count_ms / FILL_INTERVAL.as_secs_f64()) / 10.0
     }
 }
 
