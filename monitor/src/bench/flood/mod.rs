@@ -11,6 +11,7 @@
 
 mod client;
 mod lab;
+mod netstat;
 mod sender;
 mod server;
 
@@ -27,7 +28,10 @@ use monitor_common::{
     syncookie::SyncookieConfig,
 };
 
-use self::{client::Latencies, lab::FloodLab, sender::FloodReport, server::HttpServer};
+use self::{
+    client::Latencies, lab::FloodLab, netstat::LossCounters, sender::FloodReport,
+    server::HttpServer,
+};
 use super::{
     Figure,
     daemon_proc::Daemon,
@@ -113,6 +117,7 @@ struct Run {
     latency: Latencies,
     flood: FloodReport,
     flow_entries: f64,
+    losses: LossCounters,
 }
 
 fn server_addr() -> SocketAddr {
@@ -150,6 +155,7 @@ fn measure(
     let host = procstat::HostCpu::now()?;
     let cpu = daemon.map(Daemon::cpu_secs).transpose()?;
     let prog = RunStats::of_id(prog_id)?;
+    let losses = LossCounters::read(&lab.attacker_ns, &lab.attacker_if)?;
     let wall = Instant::now();
     let (latency, flood) = thread::scope(|scope| -> anyhow::Result<_> {
         let client = scope.spawn(|| -> anyhow::Result<Latencies> {
@@ -180,6 +186,7 @@ fn measure(
         _ => f64::NAN,
     };
     let (inplace_ns, _) = RunStats::of_id(prog_id)?.since(prog);
+    let losses = LossCounters::read(&lab.attacker_ns, &lab.attacker_if)?.since(losses);
     let flow_entries = match daemon {
         Some(d) => d.scrape()?.flow_entries,
         None => f64::NAN,
@@ -191,6 +198,7 @@ fn measure(
         latency,
         flood,
         flow_entries,
+        losses,
     })
 }
 
@@ -242,6 +250,13 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
         }
         for i in order {
             thread::sleep(SETTLE);
+            // For chasing one mode's figures: `HM_FLOOD_MODES=none,syncookies`.
+            if let Ok(only) = std::env::var("HM_FLOOD_MODES") {
+                let name = if i == 0 { "none" } else { MODES[i - 1].name };
+                if !only.split(',').any(|m| m == name) {
+                    continue;
+                }
+            }
             let run = if i == 0 {
                 without_monitor(&lab, &mut empty, false).context("flood_host none")?
             } else {
@@ -306,6 +321,26 @@ fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
                 .map(|r| (r.latency.failed as f64, r.latency.ms.len() as f64))
                 .collect(),
         ));
+        // The tail's cause: a request that lost its SYN waits 1 s.
+        out.push(paired(
+            format!("flood_host_{name}_client_syn_retransmits"),
+            "SYNs",
+            mine.iter()
+                .map(|r| {
+                    (
+                        r.losses.client_syn_retransmits as f64,
+                        r.latency.ms.len() as f64,
+                    )
+                })
+                .collect(),
+        ));
+        out.push(paired(
+            format!("flood_host_{name}_ring_drops"),
+            "frames",
+            mine.iter()
+                .map(|r| (r.losses.ring_drops as f64, r.flood.sent as f64))
+                .collect(),
+        ));
     };
     flood_figures(&mut out, "none", none);
     out.push(paired(
@@ -315,6 +350,9 @@ fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
     ));
     for (i, mode) in MODES.iter().enumerate() {
         let (name, mine) = (mode.name, &runs[i + 1]);
+        if mine.is_empty() {
+            continue;
+        }
         out.push(paired(
             format!("flood_host_{name}_daemon_cpu"),
             "% of a core",
