@@ -2,6 +2,8 @@
 //! ring buffer, and the state they keep to follow a hello over several
 //! segments.
 
+use crate::tls::MAX_RECORD_LEN;
+
 /// Most bytes of one segment copied into one event. A TSO/GSO skb at TC
 /// can carry far more; a hello's first record rarely exceeds this, and the
 /// rest arrives as continuation events.
@@ -14,6 +16,7 @@ pub const CONT_TABLE_SIZE: u32 = 4096;
 
 pub const TLS_CONTENT_HANDSHAKE: u8 = 22;
 pub const TLS_CONTENT_ALERT: u8 = 21;
+pub const TLS_CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
 pub const TLS_HANDSHAKE_CLIENT_HELLO: u8 = 1;
 pub const TLS_HANDSHAKE_SERVER_HELLO: u8 = 2;
 
@@ -105,9 +108,12 @@ pub struct CaptureCounters {
     pub budget_skipped: u64,
     /// Continuations that replaced a pending one in the table.
     pub continuation_collisions: u64,
+    /// Segments whose search for a hello gave up after
+    /// [`MAX_RECORDS_SKIPPED`] records with more records still to come.
+    pub too_many_records: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<CaptureCounters>() == 48);
+const _: () = assert!(core::mem::size_of::<CaptureCounters>() == 56);
 
 impl CaptureCounters {
     pub fn accumulate(&mut self, o: &Self) {
@@ -117,6 +123,7 @@ impl CaptureCounters {
         self.ringbuf_full += o.ringbuf_full;
         self.budget_skipped += o.budget_skipped;
         self.continuation_collisions += o.continuation_collisions;
+        self.too_many_records += o.too_many_records;
     }
 }
 
@@ -162,45 +169,85 @@ pub const fn payload_start(head: [u8; 6]) -> PayloadStart {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Most records skipped before a hello in one segment. A TLS 1.3 client
+/// answering a HelloRetryRequest in middlebox-compatibility mode sends one
+/// (ChangeCipherSpec) before its second ClientHello; a TLS 1.2 flight has
+/// at most three (ClientKeyExchange, ChangeCipherSpec, Finished).
+pub const MAX_RECORDS_SKIPPED: u32 = 4;
 
-    #[test]
-    fn recognises_hello_and_alert_records() {
-        assert_eq!(
-            payload_start([22, 3, 1, 0x02, 0x00, 1]),
-            PayloadStart::Hello { total_len: 517 }
-        );
-        assert_eq!(
-            payload_start([22, 3, 3, 0x00, 0x7a, 2]),
-            PayloadStart::Hello { total_len: 127 }
-        );
-        assert_eq!(payload_start([21, 3, 3, 0, 2, 2]), PayloadStart::Alert);
-        // Finished/Certificate handshake records, app data, HTTP.
-        assert_eq!(payload_start([22, 3, 3, 0, 40, 20]), PayloadStart::Other);
-        assert_eq!(payload_start([23, 3, 3, 0, 40, 0]), PayloadStart::Other);
-        assert_eq!(payload_start(*b"GET / "), PayloadStart::Other);
-    }
-
-    #[test]
-    fn hello_capture_is_capped() {
-        assert_eq!(
-            payload_start([22, 3, 1, 0xff, 0xff, 1]),
-            PayloadStart::Hello {
-                total_len: MAX_HELLO_BYTES
-            }
-        );
-    }
-
-    #[test]
-    fn continuation_index_stays_in_the_table() {
-        for seq in [0, 1, u32::MAX, 0x8000_0000] {
-            assert!(continuation_index(seq, 443, 40000) < CONT_TABLE_SIZE);
-        }
-        assert_ne!(
-            continuation_index(1000, 443, 40000),
-            continuation_index(1000, 443, 40001)
-        );
-    }
+/// Where a segment's capture starts, found by [`locate_record`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Located {
+    /// A ClientHello or ServerHello record `offset` bytes into the payload:
+    /// capture `total_len` bytes from there (header included, capped).
+    Hello { offset: u32, total_len: u32 },
+    /// A plaintext alert record at the payload's start.
+    Alert,
+    /// No hello or alert: not a TLS record, application data, or the
+    /// records end before one.
+    Nothing,
+    /// [`MAX_RECORDS_SKIPPED`] records skipped and another one, still not a
+    /// hello, starts within the segment: the search gives up.
+    TooManyRecords,
 }
+
+/// Finds the hello record a segment's payload starts with, or the one
+/// behind up to [`MAX_RECORDS_SKIPPED`] other records (ChangeCipherSpec,
+/// alerts, other handshake records) in the same segment. `first` is the
+/// payload's first 6 bytes; `read(offset)` gives the 6 bytes at `offset`,
+/// asked only where they lie within the `payload_len` bytes of payload.
+///
+/// Application data (type 23) and anything that is not a TLS record end
+/// the search at once, so the walk costs nothing past the handshake.
+#[inline(always)]
+pub fn locate_record(
+    first: [u8; 6],
+    payload_len: u32,
+    mut read: impl FnMut(u32) -> Option<[u8; 6]>,
+) -> Located {
+    let mut head = first;
+    let mut offset = 0u32;
+    for skipped in 0..=MAX_RECORDS_SKIPPED {
+        match payload_start(head) {
+            PayloadStart::Hello { total_len } => return Located::Hello { offset, total_len },
+            PayloadStart::Alert if offset == 0 => return Located::Alert,
+            _ => {}
+        }
+        let Some(len) = skippable_record_len(head) else {
+            return Located::Nothing;
+        };
+        // At most 5 records of 18 KiB: no overflow.
+        offset += len;
+        if offset + 6 > payload_len {
+            return Located::Nothing;
+        }
+        if skipped == MAX_RECORDS_SKIPPED {
+            return Located::TooManyRecords;
+        }
+        head = match read(offset) {
+            Some(head) => head,
+            None => return Located::Nothing,
+        };
+    }
+    Located::Nothing
+}
+
+/// Bytes of a record that may come before a hello in the same segment
+/// (ChangeCipherSpec, alert or handshake, version 3.x, no longer than TLS
+/// allows), header included.
+#[inline(always)]
+const fn skippable_record_len(head: [u8; 6]) -> Option<u32> {
+    let record_len = ((head[3] as u32) << 8) | head[4] as u32;
+    let tls_type = matches!(
+        head[0],
+        TLS_CONTENT_CHANGE_CIPHER_SPEC | TLS_CONTENT_ALERT | TLS_CONTENT_HANDSHAKE
+    );
+    if head[1] != 3 || !tls_type || record_len as usize > MAX_RECORD_LEN {
+        return None;
+    }
+    Some(record_len + 5)
+}
+
+#[cfg(test)]
+#[path = "capture_tests.rs"]
+mod tests;

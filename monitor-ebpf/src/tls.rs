@@ -1,5 +1,7 @@
 //! TLS hello capture: the first record of a ClientHello or ServerHello,
-//! and plaintext alerts, copied to the daemon through a ring buffer. A
+//! at a segment's start or behind a few other records in it
+//! (`locate_record`), and plaintext alerts, copied to the daemon through a
+//! ring buffer. A
 //! record longer than its segment is followed into later segments through
 //! a direct-mapped continuation table keyed by the next expected sequence
 //! number, so an ordinary data segment pays one array read to be ruled out.
@@ -12,9 +14,9 @@ use aya_ebpf::{
 };
 use monitor_common::{
     capture::{
-        CHUNK_HEADER_LEN, CONT_TABLE_SIZE, CaptureCounters, ChunkBuffer, Continuation, MAX_CHUNK,
-        PayloadStart, TLS_CONTENT_ALERT, TLS_CONTENT_HANDSHAKE, chunk_kind, continuation_index,
-        payload_start,
+        CHUNK_HEADER_LEN, CONT_TABLE_SIZE, CaptureCounters, ChunkBuffer, Continuation, Located,
+        MAX_CHUNK, TLS_CONTENT_ALERT, TLS_CONTENT_CHANGE_CIPHER_SPEC, TLS_CONTENT_HANDSHAKE,
+        chunk_kind, continuation_index, locate_record,
     },
     counters::Direction,
     flow::{RateLimit, TokenBucket},
@@ -50,8 +52,9 @@ static TLS_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0
 /// events wait for the reader's next timed drain (no wake-up per event).
 const WAKEUP_THRESHOLD: u64 = 256 << 10;
 
-/// Looks at one data segment: a hello or alert record start, or the next
-/// segment of a hello being captured.
+/// Looks at one data segment: a hello record at its start or behind a few
+/// other records, an alert record at its start, or the next segment of a
+/// hello being captured.
 #[inline(always)]
 pub fn inspect<V: PacketView + LoadBytes>(
     pkt: &V,
@@ -83,20 +86,27 @@ pub fn inspect<V: PacketView + LoadBytes>(
     let src_port = u16::from_be_bytes([l4[0], l4[1]]);
     let dst_port = u16::from_be_bytes([l4[2], l4[3]]);
     let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
-    let start = match head(pkt, payload) {
-        Some(head) if tcp.payload_len >= 6 => payload_start(head),
-        _ => PayloadStart::Other,
+    let found = match head(pkt, payload) {
+        Some(first) if tcp.payload_len >= 6 => locate_record(first, tcp.payload_len, |offset| {
+            load_head(pkt, payload as u32 + offset)
+        }),
+        _ => Located::Nothing,
     };
-    let (kind, total_len, record_seq, segment) = match start {
-        PayloadStart::Hello { total_len } => {
+    if found == Located::TooManyRecords {
+        count(|c| c.too_many_records += 1);
+    }
+    // `offset`: where in the payload the chunk's bytes start.
+    let (kind, total_len, record_seq, segment, offset) = match found {
+        Located::Hello { offset, total_len } => {
             if !take_budget() {
                 count(|c| c.budget_skipped += 1);
                 return;
             }
-            (chunk_kind::HELLO_START, total_len, seq, 0)
+            let record_seq = seq.wrapping_add(offset);
+            (chunk_kind::HELLO_START, total_len, record_seq, 0, offset)
         }
-        PayloadStart::Alert => (chunk_kind::ALERT, 7, seq, 0),
-        PayloadStart::Other => {
+        Located::Alert => (chunk_kind::ALERT, 7, seq, 0, 0),
+        Located::Nothing | Located::TooManyRecords => {
             let index = continuation_index(seq, src_port, dst_port);
             let Some(cont) = TLS_CONTINUATIONS.get_ptr_mut(index) else {
                 return;
@@ -118,13 +128,16 @@ pub fn inspect<V: PacketView + LoadBytes>(
                 found.total_len,
                 found.record_seq,
                 found.segment,
+                0,
             )
         }
     };
+    let chunk_seq = seq.wrapping_add(offset);
     // Bytes of the record in this segment.
-    let done = seq.wrapping_sub(record_seq);
+    let done = chunk_seq.wrapping_sub(record_seq);
     let wanted = total_len.saturating_sub(done);
-    let len = wanted.min(tcp.payload_len).min(MAX_CHUNK as u32);
+    let in_segment = tcp.payload_len.saturating_sub(offset);
+    let len = wanted.min(in_segment).min(MAX_CHUNK as u32);
     if len == 0 {
         return;
     }
@@ -141,7 +154,7 @@ pub fn inspect<V: PacketView + LoadBytes>(
     h.dst_addr = fields.dst_addr;
     h.src_port = src_port;
     h.dst_port = dst_port;
-    h.seq = seq;
+    h.seq = chunk_seq;
     h.record_seq = record_seq;
     h.total_len = total_len;
     h.data_len = len as u16;
@@ -154,7 +167,7 @@ pub fn inspect<V: PacketView + LoadBytes>(
     h.ts_ns = unsafe { bpf_ktime_get_ns() };
     if kind != chunk_kind::ALERT && wanted > len {
         remember(
-            seq.wrapping_add(len),
+            chunk_seq.wrapping_add(len),
             record_seq,
             src_port,
             dst_port,
@@ -163,12 +176,13 @@ pub fn inspect<V: PacketView + LoadBytes>(
             segment,
         );
     }
-    emit(pkt, u32::from(tcp.payload_offset), kind);
+    emit(pkt, u32::from(tcp.payload_offset) + offset, kind);
 }
 
-/// Copies the segment's bytes into the scratch event and sends it.
+/// Copies the chunk's bytes, `data_offset` into the packet, into the
+/// scratch event and sends it.
 #[inline(always)]
-fn emit<V: LoadBytes>(pkt: &V, payload_offset: u32, kind: u8) {
+fn emit<V: LoadBytes>(pkt: &V, data_offset: u32, kind: u8) {
     // Reloaded from map memory: the length is then a fresh value whose
     // bounds the checks below establish for the verifier.
     let Some(buf) = TLS_SCRATCH.get_ptr_mut(0) else {
@@ -180,7 +194,7 @@ fn emit<V: LoadBytes>(pkt: &V, payload_offset: u32, kind: u8) {
     if len == 0 || len > MAX_CHUNK as u32 {
         return;
     }
-    if !pkt.load_var(payload_offset, buf.data.as_mut_ptr(), len) {
+    if !pkt.load_var(data_offset, buf.data.as_mut_ptr(), len) {
         return;
     }
     let size = CHUNK_HEADER_LEN + len as usize;
@@ -244,8 +258,9 @@ fn remember(
 }
 
 /// The cheap test every data segment takes: could it start a hello or
-/// alert record (first byte 22 or 21), or is it the next segment of a hello
-/// being captured? Only those go on to the full path.
+/// alert record, or records a hello may follow (first byte 22, 21 or 20),
+/// or is it the next segment of a hello being captured? Only those go on
+/// to the full path; application data (23) is ruled out here.
 #[inline(always)]
 fn worth_a_look<V: PacketView>(pkt: &V, tcp: &TcpPacket) -> bool {
     let payload = usize::from(tcp.payload_offset);
@@ -255,7 +270,14 @@ fn worth_a_look<V: PacketView>(pkt: &V, tcp: &TcpPacket) -> bool {
     // Two bytes, not one: LLVM turns a one-byte bound into `start >= end`,
     // which the verifier does not take as proof of one readable byte.
     match pkt.bytes::<2>(payload) {
-        Some([TLS_CONTENT_HANDSHAKE | TLS_CONTENT_ALERT, _]) => return true,
+        Some(
+            [
+                TLS_CONTENT_HANDSHAKE | TLS_CONTENT_ALERT | TLS_CONTENT_CHANGE_CIPHER_SPEC,
+                _,
+            ],
+        ) => {
+            return true;
+        }
         Some(_) => {}
         // Not in the linear data (TC, page fragments): the full path copies.
         None => return true,
@@ -283,9 +305,16 @@ fn head<V: PacketView + LoadBytes>(pkt: &V, payload: usize) -> Option<[u8; 6]> {
     if let Some(head) = pkt.bytes::<6>(payload) {
         return Some(head);
     }
+    load_head(pkt, payload as u32)
+}
+
+/// 6 bytes at `offset` into the packet, copied by the helper, which checks
+/// the bounds itself: the headers of records after the first, whose offset
+/// is only known at run time, are always read this way.
+#[inline(always)]
+fn load_head<V: LoadBytes>(pkt: &V, offset: u32) -> Option<[u8; 6]> {
     let mut head = [0u8; 6];
-    pkt.load(payload as u32, head.as_mut_ptr(), 6)
-        .then_some(head)
+    pkt.load(offset, head.as_mut_ptr(), 6).then_some(head)
 }
 
 #[inline(always)]

@@ -1,6 +1,8 @@
 //! TLS capture through the loaded XDP program (BPF_PROG_TEST_RUN): a
 //! post-quantum ClientHello split over three segments comes out of the ring
-//! buffer whole and in order; other payloads are left alone.
+//! buffer whole and in order; a ClientHello behind a ChangeCipherSpec
+//! record in the same segment is found, within the bound on records
+//! skipped; other payloads are left alone.
 //!
 //! Needs root: run through `cargo xtask test`.
 
@@ -21,7 +23,7 @@ use monitor::{
     },
 };
 use monitor_common::{
-    capture::CaptureCounters,
+    capture::{CaptureCounters, ChunkHeader, MAX_RECORDS_SKIPPED},
     classify::tcp_flags::{ACK, PSH},
     frames::TcpFrame,
     tls::{builder::ClientHelloBuilder, parse_client_hello_record},
@@ -90,6 +92,21 @@ impl Lab {
     }
 }
 
+/// The header, bytes and segment count of the only record in `done`, a
+/// hello.
+fn the_one_hello(done: &[Assembled]) -> (&ChunkHeader, &Vec<u8>, u8) {
+    match done {
+        [
+            Assembled::Hello {
+                first,
+                bytes,
+                segments,
+            },
+        ] => (first, bytes, *segments),
+        _ => panic!("not one hello: {done:?}"),
+    }
+}
+
 fn pq_client_hello() -> Vec<u8> {
     // An X25519MLKEM768 key share (1216 bytes) makes a ~1.5 KB hello.
     ClientHelloBuilder::new()
@@ -110,14 +127,8 @@ fn a_client_hello_over_three_segments_is_captured_whole() {
         lab.segment(ISN + w[0] as u32, &record[w[0]..w[1]]);
     }
     let done = lab.drain();
-    assert_eq!(done.len(), 1, "{done:?}");
-    let Assembled::Hello {
-        bytes, segments, ..
-    } = &done[0]
-    else {
-        panic!("{done:?}");
-    };
-    assert_eq!(*segments, 3);
+    let (_, bytes, segments) = the_one_hello(&done);
+    assert_eq!(segments, 3);
     assert_eq!(bytes, &record);
     let hello = parse_client_hello_record(bytes).expect("parses");
     assert_eq!(hello.sni(), Some(&b"pq.example.test"[..]));
@@ -134,6 +145,10 @@ fn other_payloads_and_unexpected_segments_are_not_captured() {
     lab.segment(ISN + 100, &[23, 3, 3, 0, 5, 1, 2, 3, 4, 5]);
     lab.segment(ISN + 200, &[22, 3, 3, 0, 4, 20, 0, 0, 0]);
     lab.segment(ISN + 300, &[0x42; 64]);
+    // A hello behind application data is not looked for.
+    let hello = ClientHelloBuilder::new().sni("a.example.test").record();
+    lab.segment(ISN + 400, &[&APP_DATA[..], &hello].concat());
+    lab.segment(ISN + 1000, &[&CCS[..], &APP_DATA, &hello].concat());
     assert!(lab.drain().is_empty());
     assert_eq!(lab.counters(), CaptureCounters::default());
 }
@@ -149,4 +164,69 @@ fn the_budget_bounds_captures() {
     let c = lab.counters();
     assert_eq!((c.hellos, c.budget_skipped), (1, 4));
     assert_eq!(lab.drain().len(), 1);
+}
+
+/// A ChangeCipherSpec record, as a TLS 1.3 client in middlebox-compatibility
+/// mode sends it before its second ClientHello.
+const CCS: [u8; 6] = [20, 3, 3, 0, 1, 1];
+const APP_DATA: [u8; 10] = [23, 3, 3, 0, 5, 1, 2, 3, 4, 5];
+
+#[test]
+fn a_client_hello_behind_a_change_cipher_spec_is_captured() {
+    let mut lab = Lab::new(1000);
+    let record = ClientHelloBuilder::new()
+        .sni("retry.example.test")
+        .supported_versions(&[0x0304])
+        .key_shares(&[(0x001d, 32)])
+        .record();
+    lab.segment(ISN, &[&CCS[..], &record].concat());
+    let done = lab.drain();
+    let (first, bytes, segments) = the_one_hello(&done);
+    // The chunk starts at the hello, 6 bytes into the segment.
+    assert_eq!((first.seq, first.record_seq), (ISN + 6, ISN + 6));
+    assert_eq!(first.total_len as usize, record.len());
+    assert_eq!((first.src_port, first.dst_port), (40000, 443));
+    assert_eq!(segments, 1);
+    assert_eq!(bytes, &record);
+    let hello = parse_client_hello_record(bytes).expect("parses");
+    assert_eq!(hello.sni(), Some(&b"retry.example.test"[..]));
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.continuations, c.too_many_records), (1, 0, 0));
+}
+
+#[test]
+fn a_hello_found_behind_records_is_followed_into_the_next_segment() {
+    let mut lab = Lab::new(1000);
+    let record = pq_client_hello();
+    let alert = [21, 3, 3, 0, 2, 1, 0];
+    let first = [&CCS[..], &alert, &record[..800]].concat();
+    lab.segment(ISN, &first);
+    lab.segment(ISN + first.len() as u32, &record[800..]);
+    let done = lab.drain();
+    let (header, bytes, segments) = the_one_hello(&done);
+    assert_eq!(header.record_seq, ISN + 13);
+    assert_eq!(segments, 2);
+    assert_eq!(bytes, &record);
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.continuations, c.alerts), (1, 1, 0));
+}
+
+#[test]
+fn a_hello_behind_more_records_than_the_bound_is_not_captured() {
+    let mut lab = Lab::new(1000);
+    let hello = ClientHelloBuilder::new().sni("a.example.test").record();
+    let at_bound = [CCS; MAX_RECORDS_SKIPPED as usize].concat();
+    let past_bound = [CCS; MAX_RECORDS_SKIPPED as usize + 1].concat();
+    lab.segment(ISN, &[&past_bound[..], &hello].concat());
+    assert!(lab.drain().is_empty());
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.too_many_records), (0, 1));
+    // At the bound: found.
+    lab.segment(ISN + 10_000, &[&at_bound[..], &hello].concat());
+    let done = lab.drain();
+    let (first, bytes, _) = the_one_hello(&done);
+    assert_eq!(first.record_seq, ISN + 10_000 + at_bound.len() as u32);
+    assert_eq!(bytes, &hello);
+    let c = lab.counters();
+    assert_eq!((c.hellos, c.too_many_records), (1, 1));
 }

@@ -365,3 +365,79 @@ fn a_refused_version_shows_as_a_plaintext_alert() {
     events(&t.events, "tls_client_hello", 1);
     events(&t.events, "tls_server_hello", 0);
 }
+
+/// The value of a field of an events-log line, as its JSON text.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\":");
+    let rest = &line[line
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} in {line}"))
+        + key.len()..];
+    let end = if rest.starts_with('[') {
+        rest.find(']').map(|i| i + 1)
+    } else {
+        rest.find([',', '}'])
+    };
+    &rest[..end.expect("end of the field")]
+}
+
+fn assert_field(line: &str, name: &str, want: &str) {
+    assert_eq!(field(line, name), want, "{name} in {line}");
+}
+
+#[test]
+fn a_hello_retry_request_shows_both_client_hellos() {
+    let t = TlsLab::new(19969);
+    // The server takes X25519 only; the client's first key share is P-256,
+    // so the server answers with a HelloRetryRequest. As tcpdump shows for
+    // openssl 3.0, the client (middlebox-compatibility mode) then sends a
+    // ChangeCipherSpec record and its second ClientHello in one segment
+    // (`14 03 03 00 01 01 16 03 03 ..`): that hello starts 6 bytes into its
+    // segment.
+    let ns = t.lab.link().peer_ns.clone();
+    let _server = Server::start(&ns, &t.cert, 1, &["-tls1_3", "-groups", "X25519"]);
+    s_client(
+        &t.lab.hub,
+        &t.server_ip(),
+        &[
+            "-tls1_3",
+            "-groups",
+            "P-256:X25519",
+            "-servername",
+            "example.test",
+        ],
+    );
+
+    let client = events(&t.events, "tls_client_hello", 2);
+    let server = events(&t.events, "tls_server_hello", 2);
+    // One flow: the same client port throughout.
+    let port = field(&client[0], "src_port");
+    assert_field(&client[1], "src_port", port);
+    assert_field(&server[0], "dst_port", port);
+    assert_field(&server[1], "dst_port", port);
+    // secp256r1 (23) first; then the X25519 (29) share the server asked for.
+    assert_field(&client[0], "key_share_groups", "[23]");
+    assert_field(&client[1], "key_share_groups", "[29]");
+    for ch in &client {
+        assert_field(ch, "sni", "\"example.test\"");
+        assert_field(ch, "segments", "1");
+        let ja3 = field(ch, "ja3").trim_matches('"');
+        assert!(
+            ja3.len() == 32 && ja3.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{ch}"
+        );
+        assert!(field(ch, "ja4").starts_with("\"t13d"), "{ch}");
+    }
+    assert_field(&server[0], "hello_retry_request", "true");
+    assert_field(&server[1], "hello_retry_request", "false");
+    for sh in &server {
+        assert_field(sh, "key_share_group", "\"x25519\"");
+    }
+
+    let hellos = [
+        ("direction", "ingress"),
+        ("version", "tls1.3"),
+        ("pq_key_share", "false"),
+    ];
+    assert_eq!(t.metric("handshake_tls_client_hellos_total", &hellos), 2.0);
+}

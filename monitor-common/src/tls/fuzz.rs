@@ -12,7 +12,9 @@
 use core::hint::black_box;
 
 use super::{Alert, ClientHello, RecordHeader, ServerHello, extension, split_record};
+use super::{content_type, handshake_type};
 use super::{parse_client_hello_record, parse_server_hello_record};
+use crate::capture::{Located, MAX_RECORDS_SKIPPED, PayloadStart, locate_record, payload_start};
 
 /// `data` as a record holding a ClientHello, and as a bare hello body.
 pub fn client_hello(data: &[u8]) {
@@ -45,6 +47,65 @@ fn records(data: &[u8]) {
         assert!(next.len() < rest.len());
         rest = next;
     }
+    capture_walk(data);
+}
+
+/// The kernel capture's search for a hello (`capture::locate_record`) on
+/// `data` as one segment's payload, checked against the record parser: it
+/// reads only inside the payload; a hello it finds lies behind at most
+/// [`MAX_RECORDS_SKIPPED`] whole records, none of them a hello; giving up
+/// means that many whole records and another header after them.
+fn capture_walk(data: &[u8]) {
+    let (Some(first), Ok(len)) = (data.get(..6), u32::try_from(data.len())) else {
+        return;
+    };
+    let first: [u8; 6] = first.try_into().expect("6 bytes");
+    let found = locate_record(first, len, |offset| {
+        let at = offset as usize;
+        assert!(at > 0 && at + 6 <= data.len(), "read at {at}");
+        data.get(at..at + 6)?.try_into().ok()
+    });
+    match found {
+        Located::Hello { offset, total_len } => {
+            let at = offset as usize;
+            let mut rest = &data[..at];
+            let mut skipped = 0;
+            while !rest.is_empty() {
+                rest = skip_record(rest);
+                skipped += 1;
+            }
+            assert!(skipped <= MAX_RECORDS_SKIPPED);
+            let head = data[at..at + 6].try_into().expect("6 bytes");
+            assert_eq!(payload_start(head), PayloadStart::Hello { total_len });
+        }
+        Located::Alert => assert_eq!(payload_start(first), PayloadStart::Alert),
+        Located::TooManyRecords => {
+            let mut rest = data;
+            for _ in 0..=MAX_RECORDS_SKIPPED {
+                rest = skip_record(rest);
+            }
+            assert!(rest.len() >= 6);
+        }
+        Located::Nothing => {}
+    }
+}
+
+/// What follows the whole record at the start of `bytes`, which the walk
+/// skipped: a ChangeCipherSpec, alert or handshake record of version 3.x,
+/// not a hello.
+fn skip_record(bytes: &[u8]) -> &[u8] {
+    let (header, fragment, next) = split_record(bytes).expect("a whole record was skipped");
+    assert_eq!(header.version >> 8, 3);
+    assert!(matches!(
+        header.content_type,
+        content_type::CHANGE_CIPHER_SPEC | content_type::ALERT | content_type::HANDSHAKE
+    ));
+    let hello = matches!(
+        fragment.first().copied(),
+        Some(handshake_type::CLIENT_HELLO | handshake_type::SERVER_HELLO)
+    );
+    assert!(!(header.content_type == content_type::HANDSHAKE && hello && fragment.len() >= 4));
+    next
 }
 
 /// Bytes the extensions occupy on the wire, headers included.

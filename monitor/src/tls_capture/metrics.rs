@@ -120,7 +120,8 @@ impl CaptureCollector {
 }
 
 const CAPTURE_HELP: &str = "Kernel capture of TLS records: hello and alert records and continuation \
-     segments sent to the daemon, and those lost (ringbuf_full, budget, collision).";
+     segments sent to the daemon, those lost (ringbuf_full, budget, collision), and segments \
+     whose search for a hello gave up after the most records it skips (too_many_records).";
 const REASSEMBLY_HELP: &str = "Hello records reassembled from captured segments, or given up on.";
 const EVENTS_HELP: &str = "Events-log lines written, or dropped because the writer fell behind.";
 
@@ -142,6 +143,7 @@ impl Collector for CaptureCollector {
             ("ringbuf_full", k.ringbuf_full),
             ("budget", k.budget_skipped),
             ("collision", k.continuation_collisions),
+            ("too_many_records", k.too_many_records),
         ] {
             capture.add(&[("result", result)], v as f64);
         }
