@@ -19,6 +19,8 @@ mod labels;
 
 pub mod capture;
 pub mod classify;
+#[cfg(any(test, feature = "alloc"))]
+pub mod community_id;
 pub mod counters;
 pub mod flow;
 pub mod fragment;
