@@ -24,6 +24,7 @@ pub mod ports;
 pub mod preflight;
 pub mod privilege;
 pub mod promfam;
+pub mod records;
 pub mod reload;
 pub mod signals;
 pub mod status;
