@@ -104,10 +104,18 @@ pub struct FlowState {
     pub fins: u8,
     /// [`Initiator`] as u8 plus one; 0 while nobody closed.
     pub initiator: u8,
-    pub _pad: [u8; 4],
+    /// Retransmissions of this handshake's SYN and SYN-ACK (saturating).
+    pub syn_retransmits: u8,
+    pub synack_retransmits: u8,
+    /// What the sequence checks found: bit `1 << Anomaly as u8` for each
+    /// [`Anomaly`] seen on this flow.
+    pub anomalies: u8,
+    pub _pad: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<FlowState>() == 48);
+// One bit of `FlowState::anomalies` per anomaly.
+const _: () = assert!(Anomaly::COUNT <= 8);
 
 impl FlowState {
     /// A flow as its first SYN creates it.
@@ -125,7 +133,10 @@ impl FlowState {
             role: role as u8,
             fins: 0,
             initiator: 0,
-            _pad: [0; 4],
+            syn_retransmits: 0,
+            synack_retransmits: 0,
+            anomalies: 0,
+            _pad: 0,
         }
     }
 

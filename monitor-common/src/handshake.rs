@@ -74,7 +74,7 @@ pub fn on_segment(flow: Option<&mut FlowState>, seg: &Segment, now: u64) -> Outc
     };
     // The client is the remote end for a server, the local end for a client.
     let from_client = (flow.role() == Role::Client) == seg.from_local;
-    match seg.class {
+    let outcome = match seg.class {
         FlagClass::Syn => on_syn(flow, seg, from_client),
         FlagClass::SynAck => on_syn_ack(flow, seg, from_client, now),
         FlagClass::Rst => on_rst(flow, seg, from_client, now),
@@ -82,6 +82,22 @@ pub fn on_segment(flow: Option<&mut FlowState>, seg: &Segment, now: u64) -> Outc
             on_ack_or_fin(flow, seg, from_client, now)
         }
         FlagClass::Invalid => Outcome::Nothing,
+    };
+    note(flow, outcome);
+    outcome
+}
+
+/// Keeps what the flow's record reports: its retransmissions and what the
+/// sequence checks found.
+#[inline(always)]
+fn note(flow: &mut FlowState, outcome: Outcome) {
+    match outcome {
+        Outcome::SynRetransmit => flow.syn_retransmits = flow.syn_retransmits.saturating_add(1),
+        Outcome::SynAckRetransmit => {
+            flow.synack_retransmits = flow.synack_retransmits.saturating_add(1);
+        }
+        Outcome::Anomaly(anomaly) => flow.anomalies |= 1 << (anomaly as u8 & 7),
+        _ => {}
     }
 }
 

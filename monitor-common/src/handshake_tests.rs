@@ -128,6 +128,10 @@ fn retransmissions_are_not_new_handshakes() {
             synack_to_ack_ns: 1001 * MS
         }
     );
+    // The flow's record reports them.
+    let flow = c.flow.unwrap();
+    assert_eq!((flow.syn_retransmits, flow.synack_retransmits), (1, 1));
+    assert_eq!(flow.anomalies, 0);
 }
 
 #[test]
@@ -162,6 +166,11 @@ fn arithmetic_mismatches_are_anomalies_and_do_not_advance() {
         c.seg(FlagClass::Ack, IN, X + 1, Y + 1),
         Outcome::Completed { .. }
     ));
+    // Each finding is kept for the record, once.
+    let expected = 1 << Anomaly::SynAckBadAck as u8
+        | 1 << Anomaly::AckBadSeq as u8
+        | 1 << Anomaly::AckBadAck as u8;
+    assert_eq!(c.flow.unwrap().anomalies, expected);
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub mod parse;
 pub mod ports;
 #[cfg(any(test, feature = "alloc"))]
 pub mod reassembly;
+pub mod record;
 pub mod synack;
 pub mod syncookie;
 pub mod tcp_state;

@@ -25,6 +25,8 @@ unsafe impl aya::Pod for crate::ports::PortCounters {}
 unsafe impl aya::Pod for crate::ports::VolumeSketch {}
 unsafe impl aya::Pod for crate::capture::CaptureCounters {}
 unsafe impl aya::Pod for crate::capture::ChunkHeader {}
+unsafe impl aya::Pod for crate::record::FlowRecord {}
+unsafe impl aya::Pod for crate::record::RecordCounters {}
 unsafe impl aya::Pod for crate::flow::ScanKey {}
 unsafe impl aya::Pod for crate::flow::ScanState {}
 unsafe impl aya::Pod for crate::mitigation::PolicyKey {}

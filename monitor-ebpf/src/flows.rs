@@ -27,6 +27,7 @@ use monitor_common::{
 use crate::{
     half_open::{self, SynFate},
     ports,
+    records::{self, Settled},
     segment::Staged,
 };
 
@@ -129,6 +130,7 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
                 Ok(()) => stats.promoted += 1,
                 Err(_) => stats.insert_failed += 1,
             }
+            records::write(key, state, Settled::Completed, now);
             half_open::clear(h);
             if role == Role::Server {
                 crate::mitigation::protect(&st.key.remote_addr, st.key.family, now);
@@ -141,6 +143,8 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
             if let Some(port) = ports::counters(ports::service_port(&h.key, role), slot, role) {
                 port.reset += 1;
             }
+            let from_local = st.seg.from_local;
+            records::write(&h.key, &h.state, Settled::Reset { from_local }, 0);
             half_open::clear(h);
             // Our RST refusing a remote SYN: a closed port, as a scan finds.
             if role == Role::Server && st.seg.from_local {
@@ -181,6 +185,7 @@ fn established(st: &Staged, slot: u32) -> bool {
         } => {
             bump(&mut stats.closes, close_index(kind, initiator));
             observe(slot, role, HistogramKind::ConnectionDuration, duration_ns);
+            records::write(&st.key, flow, Settled::Closed { kind, initiator }, now);
             remove(&st.key, stats);
         }
         _ => {}

@@ -18,6 +18,7 @@ mod maps;
 mod mitigation;
 mod observe;
 mod ports;
+mod records;
 mod scan;
 mod segment;
 mod syncookie;

@@ -143,8 +143,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
     pub top_ports_interval: Duration,
 
-    /// Write one JSON line per TLS ClientHello and ServerHello to PATH
-    /// (`-` for stdout); see docs/events.md.
+    /// Write one JSON line per TLS ClientHello and ServerHello, and one
+    /// record per handshake and per connection close, to PATH (`-` for
+    /// stdout); see docs/events.md.
     #[arg(long, value_name = "PATH")]
     pub events: Option<String>,
 
@@ -154,6 +155,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub tls_hellos_per_sec: u64,
+
+    /// Handshake records (completions, resets, closes) each CPU's programs
+    /// may write per second; beyond, records are counted
+    /// (`handshake_records_total{result="over_budget"}`), not written.
+    #[arg(long, value_name = "N", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub records_per_sec: u64,
 
     /// Push alerts to this Alertmanager (v2 API), e.g.
     /// http://127.0.0.1:9093.
@@ -249,6 +257,13 @@ impl RunArgs {
             configured,
             top_n: self.top_ports,
             rebalance_interval: self.top_ports_interval,
+        }
+    }
+
+    pub fn record_settings(&self) -> crate::records::RecordSettings {
+        crate::records::RecordSettings {
+            per_sec_per_cpu: self.records_per_sec,
+            named_ports: self.port_settings().configured,
         }
     }
 

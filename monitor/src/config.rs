@@ -54,6 +54,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub tls: TlsSection,
     #[serde(default)]
+    pub records: RecordsSection,
+    #[serde(default)]
     pub detector: DetectorSection,
     #[serde(default)]
     pub alerts: AlertsSection,
@@ -102,6 +104,12 @@ pub struct PortsSection {
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     pub hellos_per_sec_per_cpu: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSection {
+    pub per_sec_per_cpu: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,6 +273,13 @@ impl ConfigFile {
             |n| (1..=10_000_000).contains(n),
             "must be between 1 and 10000000",
         )?;
+        check(
+            path,
+            "records.per_sec_per_cpu",
+            self.records.per_sec_per_cpu,
+            |n| (1..=10_000_000).contains(n),
+            "must be between 1 and 10000000",
+        )?;
         self.mitigation.validate(path)?;
         self.syncookies.validate(path)?;
         Ok(())
@@ -313,6 +328,9 @@ impl ConfigFile {
             self.tls.hellos_per_sec_per_cpu,
         ) {
             args.tls_hellos_per_sec = v;
+        }
+        if let (false, Some(v)) = (from_cli("records_per_sec"), self.records.per_sec_per_cpu) {
+            args.records_per_sec = v;
         }
         // Flags first: the file fills only what they left alone.
         let mode = args.mitigation.mode;
@@ -370,6 +388,7 @@ pub fn render(args: &RunArgs) -> String {
          [flows]\ntable_size = {}\nhandshake_timeout_seconds = {}\ninserts_per_sec_per_cpu = {}\n\n\
          [ports]\nnamed = [{}]\ntop = {}\ntop_interval_seconds = {}\n\n\
          [tls]\nhellos_per_sec_per_cpu = {}\n\n\
+         [records]\nper_sec_per_cpu = {}\n\n\
          [detector]\nsyn_rate_floor = {}\nbaseline_factor = {}\ncompletion_ratio_max = {}\n\
          baseline_window_seconds = {}\nfire_after_seconds = {}\nclear_after_seconds = {}\n\
          scan_distinct_ports = {}\nscan_window_seconds = {}\n\n\
@@ -391,6 +410,7 @@ pub fn render(args: &RunArgs) -> String {
         args.top_ports,
         args.top_ports_interval.as_secs_f64(),
         args.tls_hellos_per_sec,
+        args.records_per_sec,
         args.detector.syn_rate_floor,
         args.detector.baseline_factor,
         args.detector.completion_ratio_max,

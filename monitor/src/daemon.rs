@@ -24,7 +24,9 @@ use crate::{
     metrics,
     mitigation::{Mitigation, control, metrics::MitigationCollector},
     notify_systemd::Notifier,
-    preflight, signals,
+    preflight,
+    records::{self, hub::Hub, timeouts::TimeoutBatch},
+    signals,
     status::StatusSource,
     syncookies::{Syncookies, metrics::SyncookieCollector},
     tls_capture::{
@@ -195,12 +197,23 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let hub = Hub::new();
+    let (records, records_task) = records::start(
+        &mut programs,
+        args.record_settings(),
+        slot_names(&attachments),
+        sink.clone(),
+        hub.clone(),
+        &registry,
+        stop_rx.clone(),
+    )?;
     let tls_task = start_tls_capture(
         &args,
         &mut programs,
         &registry,
         &attachments,
         sink,
+        records.hellos.clone(),
         stop_rx.clone(),
     )
     .await?;
@@ -211,6 +224,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             mitigation: Arc::clone(&mitigation),
             cookies,
             board: board_for_mitigation,
+            timeouts: records.timeouts,
         },
         stop_rx.clone(),
     ));
@@ -258,6 +272,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let _ = server.await;
     let _ = sweeper.await;
     let _ = tls_task.await;
+    let _ = records_task.await;
     let _ = control_task.await;
     if let Some(notifier) = notifier {
         let _ = notifier.await;
@@ -324,11 +339,13 @@ fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// What the mitigation's tick needs: itself, and where floods fire.
+/// What the sweep's followers need: the mitigation, where floods fire,
+/// and where timed-out handshakes go for their records.
 struct Watch {
     mitigation: Arc<Mutex<Mitigation>>,
     cookies: Arc<Mutex<Syncookies>>,
     board: AlertBoard,
+    timeouts: tokio::sync::mpsc::Sender<TimeoutBatch>,
 }
 
 /// Once a second: end the handshakes past their timeout, measure the
@@ -353,7 +370,9 @@ async fn sweep_flows(
         let watch = Arc::clone(&watch);
         let swept = tokio::task::spawn_blocking(move || {
             let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-            let swept = tracker.sweep(monotonic_ns());
+            let now_ns = monotonic_ns();
+            let swept = tracker.sweep(now_ns);
+            let _ = watch.timeouts.try_send(timeout_batch(&mut tracker, now_ns));
             // Then the flood test, on counters as fresh as the sweep's.
             detector
                 .lock()
@@ -380,6 +399,25 @@ async fn sweep_flows(
     }
 }
 
+/// The handshakes the sweep found timed out, for their records.
+fn timeout_batch(tracker: &mut FlowTracker, now_ns: u64) -> TimeoutBatch {
+    let fresh = tracker.take_fresh_timeouts();
+    TimeoutBatch {
+        expired: fresh.expired,
+        overflow: fresh.overflow,
+        total_timeouts: tracker.totals().timed_out.values().sum(),
+        now_ns,
+        timeout_ns: tracker.settings().handshake_timeout.as_nanos() as u64,
+    }
+}
+
+fn slot_names(attachments: &[Attachment]) -> std::collections::HashMap<u8, String> {
+    attachments
+        .iter()
+        .map(|a| (a.slot as u8, a.iface.name.clone()))
+        .collect()
+}
+
 /// Starts the TLS hello capture: budget, metrics, reader task.
 async fn start_tls_capture(
     args: &RunArgs,
@@ -387,6 +425,7 @@ async fn start_tls_capture(
     registry: &prometheus::Registry,
     attachments: &[Attachment],
     sink: EventSink,
+    records: tokio::sync::mpsc::Sender<crate::records::FlowHello>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     programs.set_tls_budget(args.tls_hellos_per_sec, args.tls_hellos_per_sec.min(2_000))?;
@@ -400,11 +439,7 @@ async fn start_tls_capture(
             Arc::clone(&sink.stats),
         )))
         .context("registering the TLS capture metrics")?;
-    let names = attachments
-        .iter()
-        .map(|a| (a.slot as u8, a.iface.name.clone()))
-        .collect();
-    let pipeline = Pipeline::new(metrics, sink, names);
+    let pipeline = Pipeline::new(metrics, sink, slot_names(attachments)).with_records(records);
     Ok(tokio::spawn(tls_capture::run(
         maps.ring, pipeline, reassembly, stop,
     )))

@@ -210,6 +210,35 @@ impl JsonObject {
         self
     }
 
+    pub fn opt_num(self, key: &str, value: Option<impl std::fmt::Display>) -> Self {
+        match value {
+            Some(v) => self.num(key, v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// A nested object (a finished [`JsonObject`]), or `null`.
+    pub fn object(self, key: &str, value: Option<String>) -> Self {
+        match value {
+            Some(v) => self.raw(key, &v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// An array of finished objects.
+    pub fn objects(mut self, key: &str, values: impl IntoIterator<Item = String>) -> Self {
+        self.key(key);
+        self.out.push('[');
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.out.push_str(&v);
+        }
+        self.out.push(']');
+        self
+    }
+
     fn raw(mut self, key: &str, value: &str) -> Self {
         self.key(key);
         self.out.push_str(value);

@@ -14,7 +14,7 @@ use std::{
 use aya::maps::{HashMap as BpfHashMap, IterableMap as _, MapData, PerCpuArray};
 use monitor_common::{
     flow::{FlowKey, FlowState, HandshakeCounters, Role, handshake_index},
-    half_open::Age,
+    half_open::{Age, HalfOpen},
     histogram::{Histogram, HistogramKind, histogram_index},
 };
 
@@ -100,6 +100,18 @@ pub struct SweepTotals {
     pub port_timed_out: HashMap<(u32, Role, PortLabel), u64>,
 }
 
+/// Handshakes one sweep collects that timed out since the sweep before
+/// (for their records); more are only counted.
+pub const MAX_FRESH_TIMEOUTS: usize = 65_536;
+
+/// The handshakes that timed out between two sweeps.
+#[derive(Debug, Default)]
+pub struct FreshTimeouts {
+    pub expired: Vec<HalfOpen>,
+    /// Past [`MAX_FRESH_TIMEOUTS`].
+    pub overflow: u64,
+}
+
 pub struct FlowTracker {
     flows: BpfHashMap<MapData, FlowKey, FlowState>,
     half_open: HalfOpenTable,
@@ -110,6 +122,10 @@ pub struct FlowTracker {
     slots: Vec<u32>,
     ports: PortTracker,
     last_fill: Option<Instant>,
+    /// CLOCK_MONOTONIC of the last sweep: a slot that expired since is
+    /// fresh.
+    last_sweep_ns: u64,
+    fresh: FreshTimeouts,
 }
 
 impl FlowTracker {
@@ -132,6 +148,8 @@ impl FlowTracker {
             slots,
             ports,
             last_fill: None,
+            last_sweep_ns: monotonic_ns(),
+            fresh: FreshTimeouts::default(),
         })
     }
 
@@ -164,8 +182,18 @@ impl FlowTracker {
         let mut port_expired: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
         let mut used = 0u64;
         let ports = &self.ports;
+        let fresh = &mut self.fresh;
+        let since = self.last_sweep_ns;
         self.half_open.scan(now_ns, timeout_ns, |entry, age| {
             used += 1;
+            // Live at the last sweep, expired now: its timeout is new.
+            if age == Age::Expired && entry.state.syn_ns.saturating_add(timeout_ns) >= since {
+                if fresh.expired.len() < MAX_FRESH_TIMEOUTS {
+                    fresh.expired.push(*entry);
+                } else {
+                    fresh.overflow += 1;
+                }
+            }
             let role = entry.state.role();
             let id = (u32::from(entry.key.slot), role);
             let service_port = match role {
@@ -195,6 +223,7 @@ impl FlowTracker {
         self.totals.port_half_open = port_half_open;
         self.totals.port_timed_out = port_expired;
         self.totals.half_open_slots_used = used;
+        self.last_sweep_ns = now_ns;
         self.ports.maybe_rebalance()?;
         // A small table costs one batch to count: counted every time.
         let small = self.totals.entries < BATCH as u64;
@@ -208,6 +237,11 @@ impl FlowTracker {
         }
         self.totals.last_duration = started.elapsed();
         Ok(())
+    }
+
+    /// The handshakes that timed out since the last call.
+    pub fn take_fresh_timeouts(&mut self) -> FreshTimeouts {
+        std::mem::take(&mut self.fresh)
     }
 
     /// Counts the flow table and derives its evictions.

@@ -68,6 +68,10 @@ pub fn restart_only_changes(old: &RunArgs, new: &RunArgs) -> Vec<&'static str> {
         old.tls_hellos_per_sec != new.tls_hellos_per_sec,
     );
     check(
+        "records.per_sec_per_cpu",
+        old.records_per_sec != new.records_per_sec,
+    );
+    check(
         "alerts.alertmanager_url",
         old.alertmanager_url != new.alertmanager_url,
     );

@@ -18,8 +18,11 @@ use super::{
     reassembly::Assembled,
     wallclock::{rfc3339, wall_time},
 };
+use tokio::sync::mpsc;
+
 use crate::{
     events::{EventSink, JsonObject},
+    records::{FlowHello, FlowId, Hello},
     tls::{ClientHelloSummary, ServerHelloSummary, client_hello_summary, server_hello_summary},
 };
 
@@ -37,6 +40,8 @@ pub struct Pipeline {
     /// Interface names by slot.
     interfaces: HashMap<u8, String>,
     awaiting: HashMap<Pair, (u64, Role)>,
+    /// Where the handshake records take the flow's hellos.
+    records: Option<mpsc::Sender<FlowHello>>,
 }
 
 impl Pipeline {
@@ -46,7 +51,37 @@ impl Pipeline {
             events,
             interfaces,
             awaiting: HashMap::new(),
+            records: None,
         }
+    }
+
+    /// Hands every parsed hello to the handshake records too.
+    pub fn with_records(mut self, records: mpsc::Sender<FlowHello>) -> Self {
+        self.records = Some(records);
+        self
+    }
+
+    /// Offers a hello to the records; `client_is_src`: sent by the client.
+    fn offer(&self, h: &ChunkHeader, client_is_src: bool, hello: impl FnOnce() -> Hello) {
+        let Some(records) = &self.records else { return };
+        let (src, dst) = ((h.src_addr, h.src_port), (h.dst_addr, h.dst_port));
+        let (client, server) = if client_is_src {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let flow = FlowId {
+            client,
+            server,
+            family: h.family,
+            slot: h.slot,
+        };
+        // A full queue loses the join, never the hello's own event.
+        let _ = records.try_send(FlowHello {
+            flow,
+            ts_ns: h.ts_ns,
+            hello: hello(),
+        });
     }
 
     pub fn handle(&mut self, done: Assembled) {
@@ -131,6 +166,7 @@ impl Pipeline {
         }
         let pair = (h.src_addr, h.src_port, h.dst_addr, h.dst_port, h.slot);
         self.awaiting.insert(pair, (h.ts_ns, role));
+        self.offer(h, true, || Hello::Client(summary.clone()));
         if self.events.enabled() {
             self.events
                 .send(client_event(h, &iface, dir, &summary, segments));
@@ -153,6 +189,7 @@ impl Pipeline {
                 summary.cipher_name,
             ])
             .inc();
+        self.offer(h, false, || Hello::Server(summary.clone()));
         let pair = (h.dst_addr, h.dst_port, h.src_addr, h.src_port, h.slot);
         if let Some((client_ts, role)) = self.awaiting.remove(&pair) {
             let seconds = h.ts_ns.saturating_sub(client_ts) as f64 / 1e9;
