@@ -55,6 +55,9 @@ top_interval_seconds = 30
 [tls]
 hellos_per_sec_per_cpu = 50
 
+[records]
+per_sec_per_cpu = 70
+
 [mitigation]
 mode = "enforce"
 source_syn_rate = 50
@@ -90,6 +93,7 @@ fn every_key_applies() {
         (3, Duration::from_secs(30))
     );
     assert_eq!(args.tls_hellos_per_sec, 50);
+    assert_eq!(args.records_per_sec, 70);
     let m = &args.mitigation;
     assert_eq!(m.mode, monitor_common::mitigation::Mode::Enforce);
     assert_eq!(
@@ -200,6 +204,10 @@ fn out_of_range_values_are_named() {
         (
             "[tls]\nhellos_per_sec_per_cpu = 0\n",
             "tls.hellos_per_sec_per_cpu = 0",
+        ),
+        (
+            "[records]\nper_sec_per_cpu = 0\n",
+            "records.per_sec_per_cpu = 0",
         ),
         (
             "[mitigation]\nmode = \"block\"\n",
