@@ -476,3 +476,31 @@ fn a_hello_retry_request_shows_both_client_hellos_in_the_record() {
     assert_eq!(tls["hello_retry_group"], "x25519", "{hs}");
     assert_eq!(tls["server_hello"]["key_share_group"], "x25519", "{hs}");
 }
+
+#[test]
+fn the_client_role_gets_records_too() {
+    support::require_root();
+    let lab = support::lab::NetnsLab::pair();
+    let link = lab.link();
+    let dir = TempDir::new("records-client");
+    let events = dir.path().join("events.jsonl");
+    let path = events.to_str().expect("utf-8 path");
+    let _monitor =
+        support::handshakes::Monitor::start(&lab.hub, &link.hub_if, 19991, &["--events", path]);
+    let addr = SocketAddr::from((link.peer_addr, SERVER_PORT));
+    let server = support::traffic::Server::start(&link.peer_ns, addr, 1);
+    support::traffic::exchange_many(&lab.hub, addr, 1);
+    server.join();
+    let hs = records(&events, "tcp_handshake", 1).remove(0);
+    assert_eq!(hs["role"], "client", "{hs}");
+    assert_eq!(hs["interface"], link.hub_if.as_str(), "{hs}");
+    assert_eq!(hs["client_ip"], link.hub_addr.to_string(), "{hs}");
+    assert_eq!(hs["server_ip"], link.peer_addr.to_string(), "{hs}");
+    assert_eq!(hs["server_port"], SERVER_PORT, "{hs}");
+    assert_eq!(hs["conn_state"], "S1", "{hs}");
+    let close = records(&events, "tcp_close", 1).remove(0);
+    assert_eq!(close["role"], "client", "{close}");
+    assert_eq!(close["conn_state"], "SF", "{close}");
+    assert_eq!(close["closed_by"], "client", "{close}");
+    assert_eq!(close["client_port"], hs["client_port"], "{close}");
+}

@@ -18,9 +18,11 @@ pub struct WatchItem {
     pub json: String,
     /// The readable one-line form, without a newline.
     pub line: String,
+    /// The server port (0 for an aggregate line of every port).
     pub server_port: u16,
+    /// The client (an aggregate line's prefix address).
     pub client_ip: IpAddr,
-    /// Zeek `conn_state`, or `None` for an aggregate line.
+    /// Zeek `conn_state` (an aggregate line's too: `S0` or `S1`).
     pub conn_state: Option<&'static str>,
     /// SNIs of the flow's ClientHellos.
     pub sni: Vec<String>,
