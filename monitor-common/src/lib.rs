@@ -37,6 +37,7 @@ pub mod ports;
 #[cfg(any(test, feature = "alloc"))]
 pub mod reassembly;
 pub mod record;
+pub mod scan;
 pub mod synack;
 pub mod syncookie;
 pub mod tcp_state;

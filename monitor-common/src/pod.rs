@@ -29,6 +29,8 @@ unsafe impl aya::Pod for crate::record::FlowRecord {}
 unsafe impl aya::Pod for crate::record::RecordCounters {}
 unsafe impl aya::Pod for crate::flow::ScanKey {}
 unsafe impl aya::Pod for crate::flow::ScanState {}
+unsafe impl aya::Pod for crate::scan::ScanSlot {}
+unsafe impl aya::Pod for crate::scan::ScanConfig {}
 unsafe impl aya::Pod for crate::mitigation::PolicyKey {}
 unsafe impl aya::Pod for crate::mitigation::PolicyEntry {}
 unsafe impl aya::Pod for crate::mitigation::MitigationConfig {}

@@ -1,14 +1,18 @@
 //! Port-scan detection: remote sources whose SYNs the host refused with a
 //! RST on many distinct ports within a window. The kernel notes refused
-//! SYNs per source (`SCAN_SOURCES`); this reads and ages that table once a
-//! second.
+//! SYNs per source in a per-CPU direct-mapped table (`SCAN_TABLE`, see
+//! `monitor_common::scan`); this reads it in place once a second and
+//! merges each source's partitions.
 
-use std::{net::IpAddr, time::Duration};
+use std::{collections::HashMap, net::IpAddr, time::Duration};
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use monitor_common::flow::{ScanKey, ScanState};
+use aya::maps::{Array, MapData};
+use monitor_common::{
+    flow::{ScanKey, ScanState},
+    scan::{ScanConfig, ScanSlot},
+};
 
-use crate::loader::{EbpfError, Programs};
+use crate::loader::{EbpfError, Programs, mmap::MappedArray};
 
 /// When a source is a scanner.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,45 +52,69 @@ pub fn distinct_ports(bits: u64) -> f64 {
 }
 
 pub struct ScanWatcher {
-    sources: BpfHashMap<MapData, ScanKey, ScanState>,
+    table: MappedArray<ScanSlot>,
+    config: Array<MapData, ScanConfig>,
     thresholds: ScanThresholds,
 }
 
 impl ScanWatcher {
     pub fn new(programs: &mut Programs, thresholds: ScanThresholds) -> Result<Self, EbpfError> {
-        Ok(Self {
-            sources: programs.take_map("SCAN_SOURCES")?,
+        let mut watcher = Self {
+            table: MappedArray::take(programs, "SCAN_TABLE")?,
+            config: programs.take_map("SCAN_CONFIG")?,
             thresholds,
-        })
+        };
+        watcher.write_config()?;
+        Ok(watcher)
+    }
+
+    /// The kernel's half: the window, and the table's split over CPUs.
+    fn write_config(&mut self) -> Result<(), EbpfError> {
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n as u32);
+        let config = ScanConfig::new(self.thresholds.window.as_nanos() as u64, cpus);
+        self.config
+            .set(0, config, 0)
+            .map_err(|source| EbpfError::Map {
+                map: "SCAN_CONFIG",
+                source,
+            })
     }
 
     pub fn set_thresholds(&mut self, thresholds: ScanThresholds) {
         self.thresholds = thresholds;
+        if let Err(err) = self.write_config() {
+            tracing::warn!("updating the scan window in the kernel failed: {err}");
+        }
     }
 
-    /// The scanners of this second; sources past the window are forgotten.
+    /// The scanners of this second: sources within the window, their
+    /// partitions merged.
     pub fn scanners(&mut self, now_ns: u64) -> Vec<Scanner> {
         let window = self.thresholds.window.as_nanos() as u64;
-        let mut found = Vec::new();
-        let mut expired = Vec::new();
-        for item in self.sources.iter() {
-            let Ok((key, state)) = item else { continue };
-            let distinct = distinct_ports(state.port_bits);
-            if distinct >= self.thresholds.distinct_ports {
-                found.push(Scanner {
+        let mut sources: HashMap<ScanKey, ScanState> = HashMap::new();
+        for i in 0..self.table.len() {
+            let entry = self.table.get(i);
+            if entry.state.probes == 0 || now_ns.saturating_sub(entry.state.first_ns) > window {
+                continue;
+            }
+            sources
+                .entry(entry.key)
+                .and_modify(|s| s.merge(&entry.state))
+                .or_insert(entry.state);
+        }
+        let mut found: Vec<Scanner> = sources
+            .into_iter()
+            .filter_map(|(key, state)| {
+                let distinct = distinct_ports(state.port_bits);
+                (distinct >= self.thresholds.distinct_ports).then(|| Scanner {
                     slot: u32::from(key.slot),
                     source: source_ip(&key),
                     distinct_ports: distinct,
                     probes: state.probes,
-                });
-            }
-            if now_ns.saturating_sub(state.first_ns) > window {
-                expired.push(key);
-            }
-        }
-        for key in expired {
-            let _ = self.sources.remove(&key);
-        }
+                })
+            })
+            .collect();
+        found.sort_by_key(|s| (s.slot, s.source));
         found
     }
 }

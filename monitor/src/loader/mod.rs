@@ -13,6 +13,7 @@ pub mod btf;
 pub mod kfunc;
 pub mod links;
 pub mod map_batch;
+pub mod mmap;
 pub mod pins;
 mod settings;
 
