@@ -504,3 +504,53 @@ fn the_client_role_gets_records_too() {
     assert_eq!(close["closed_by"], "client", "{close}");
     assert_eq!(close["client_port"], hs["client_port"], "{close}");
 }
+
+#[test]
+fn records_beyond_the_budget_are_counted_not_written() {
+    support::require_root();
+    let lab = support::lab::NetnsLab::pair();
+    let link = lab.link();
+    let dir = TempDir::new("records-budget");
+    let events = dir.path().join("events.jsonl");
+    let path = events.to_str().expect("utf-8 path");
+    let monitor = support::handshakes::Monitor::start(
+        &link.peer_ns,
+        &link.peer_if,
+        19992,
+        &["--events", path, "--records-per-sec", "1"],
+    );
+    const CONNECTIONS: usize = 5;
+    let addr = SocketAddr::from((link.peer_addr, SERVER_PORT));
+    let server = support::traffic::Server::start(&link.peer_ns, addr, CONNECTIONS);
+    support::traffic::exchange_many(&lab.hub, addr, CONNECTIONS);
+    server.join();
+    // Each connection asks for two records (completion and close); a CPU
+    // may write one a second.
+    let asked = 2.0 * CONNECTIONS as f64;
+    let value = |result: &str| {
+        prom::value(
+            &monitor.scrape().text,
+            "handshake_records_total",
+            &[("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(wait_until(Duration::from_secs(10), || {
+        value("emitted") + value("over_budget") >= asked
+    }));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (emitted, over) = (value("emitted"), value("over_budget"));
+    assert_eq!(
+        emitted + over,
+        asked,
+        "emitted {emitted}, over budget {over}"
+    );
+    // Two CPUs, one token each and at most one more each within the run.
+    assert!(over >= asked - 4.0, "over budget {over}");
+    let lines = std::fs::read_to_string(&events).unwrap_or_default();
+    let written = lines
+        .lines()
+        .filter(|l| l.contains("\"type\":\"tcp_"))
+        .count();
+    assert_eq!(written as f64, emitted, "{lines}");
+}
