@@ -60,8 +60,8 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
     },
-    /// Stream the running daemon's handshake records (`tcp_handshake`,
-    /// `tcp_close`) as they finish, filtered; until interrupted.
+    /// Stream the running daemon's handshake records as they are made,
+    /// filtered (docs/records.md#watch); until interrupted.
     Watch(WatchArgs),
     /// Add, remove or list blocks in the running daemon's blocklist.
     Block {

@@ -3,8 +3,7 @@
 //! pseudo-terminal (`script`), each asserted on exactly what it receives.
 //!
 //! Needs root (namespaces, BPF), except the first test; run with
-//! `cargo test -p monitor --test watch` (`-- --ignored` for the records
-//! test).
+//! `cargo test -p monitor --test watch`.
 
 #[allow(
     dead_code,
@@ -36,7 +35,7 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(15);
 const NO_DAEMON: &str = "handshake-monitor: error: no handshake-monitor daemon is running \
                          (nothing answers on ";
 const BAD_STATE: &str = "--state \"S2\": unknown connection state \
-                         (use S0, S1, SF, REJ, RSTO, RSTR, RSTOS0 or OTH)";
+                         (use S0, S1, SF, REJ, RSTO, RSTR or RSTOS0)";
 
 /// Watchers the daemon counts (`status --json`).
 fn watchers(daemon: &Daemon) -> u64 {
@@ -190,7 +189,6 @@ fn curl(ns: &str, url: &str) -> std::process::Output {
 }
 
 #[test]
-#[ignore = "needs records"]
 fn two_watchers_receive_exactly_the_records_their_filters_match() {
     require_root();
     let lab = NetnsLab::pair();
@@ -239,10 +237,19 @@ fn two_watchers_receive_exactly_the_records_their_filters_match() {
 
     let got = json.exactly(1, RECORD_TIMEOUT);
     let record: serde_json::Value = serde_json::from_str(&got[0]).expect("a JSON line");
-    assert_eq!(record["type"], "tcp_handshake", "{record}");
-    assert_eq!(record["conn_state"], "S1", "{record}");
-    assert_eq!(record["server_port"], 8080, "{record}");
-    assert!(got[0].contains(&format!("\"{client}\"")), "{record}");
+    let server = link.peer_addr.to_string();
+    for (field, value) in [
+        ("type", serde_json::json!("tcp_handshake")),
+        ("interface", serde_json::json!(link.peer_if)),
+        ("role", serde_json::json!("server")),
+        ("client_ip", serde_json::json!(client)),
+        ("server_ip", serde_json::json!(server)),
+        ("server_port", serde_json::json!(8080)),
+        ("outcome", serde_json::json!("completed")),
+        ("conn_state", serde_json::json!("S1")),
+    ] {
+        assert_eq!(record[field], value, "{field} of {record}");
+    }
     // The very line of the events log.
     assert!(
         wait_until(RECORD_TIMEOUT, || std::fs::read_to_string(&events)
@@ -254,14 +261,31 @@ fn two_watchers_receive_exactly_the_records_their_filters_match() {
         std::fs::read_to_string(&events).unwrap_or_default()
     );
 
-    // Readable: the handshake, then its close; neither is JSON.
+    // Readable: the same handshake, then its close (curl's server closes
+    // first).
+    let flow = format!(
+        "{client}:{} → {server}:8080",
+        record["client_port"].as_u64().expect("client_port")
+    );
+    let iface = &link.peer_if;
     let lines = terminal.exactly(2, RECORD_TIMEOUT);
-    for (line, state) in lines.iter().zip(["S1", "SF"]) {
-        assert!(!line.starts_with('{'), "{line}");
-        for part in [state, "8080", &client] {
-            assert!(line.contains(part), "{part:?} missing from {line:?}");
-        }
-    }
+    let handshake = format!(
+        "{flow} S1 completed on {iface} (server): SYN {} → SYN-ACK {} (ack {} = x+1, ",
+        record["client_isn"],
+        record["server_isn"],
+        (record["client_isn"].as_u64().expect("client_isn") + 1) % (1 << 32)
+    );
+    assert!(
+        lines[0].starts_with(&handshake),
+        "{:?}\nnot {handshake:?}...",
+        lines[0]
+    );
+    let close = format!("{flow} SF on {iface} (server): closed gracefully by the server after ");
+    assert!(
+        lines[1].starts_with(&close),
+        "{:?}\nnot {close:?}...",
+        lines[1]
+    );
 
     let (status, stderr) = closed.wait();
     assert!(status.success(), "{status}");

@@ -317,6 +317,15 @@ async fn watch_stream(
 
 /// The client side: one request to the daemon behind `path`.
 pub fn request(path: &Path, request: &Request) -> anyhow::Result<Response> {
+    Ok(exchange(path, request)?.0)
+}
+
+/// Sends `request`: the daemon's answer, and the connection, on which a
+/// `watch` answer's records follow.
+pub fn exchange(
+    path: &Path,
+    request: &Request,
+) -> anyhow::Result<(Response, BufReader<UnixStream>)> {
     let mut stream = connect(path)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(request)?;
@@ -325,10 +334,13 @@ pub fn request(path: &Path, request: &Request) -> anyhow::Result<Response> {
         .write_all(line.as_bytes())
         .with_context(|| format!("sending to {}", path.display()))?;
     let mut reply = String::new();
-    BufReader::new(&stream)
+    let mut reader = BufReader::new(stream);
+    reader
         .read_line(&mut reply)
         .with_context(|| format!("reading the daemon's answer on {}", path.display()))?;
-    serde_json::from_str(&reply).with_context(|| format!("the daemon's answer {reply:?}"))
+    let response =
+        serde_json::from_str(&reply).with_context(|| format!("the daemon's answer {reply:?}"))?;
+    Ok((response, reader))
 }
 
 /// A connection to the daemon behind `path`, or an error saying what to do.

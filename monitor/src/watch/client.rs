@@ -5,13 +5,12 @@
 use std::{
     io::{self, BufRead as _, BufReader, Read, Write},
     path::Path,
-    time::Duration,
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use super::filter::{WatchFilter, WatchRequest};
-use crate::mitigation::control::{self, Request, Response};
+use crate::mitigation::control::{self, Request};
 
 /// How `relay` ended, when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,21 +24,8 @@ pub enum Ended {
 pub fn run(request: &WatchRequest, socket: &Path) -> anyhow::Result<()> {
     WatchFilter::parse(request)?;
     exit_quietly_on_sigint();
-    let mut stream = control::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = serde_json::to_string(&Request::Watch(request.clone()))?;
-    line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .with_context(|| format!("sending to {}", socket.display()))?;
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let mut reply = String::new();
-    reader
-        .read_line(&mut reply)
-        .with_context(|| format!("reading the daemon's answer on {}", socket.display()))?;
-    serde_json::from_str::<Response>(&reply)
-        .with_context(|| format!("the daemon's answer {reply:?}"))?
-        .checked()?;
+    let (response, mut reader) = control::exchange(socket, &Request::Watch(request.clone()))?;
+    response.checked()?;
     // Records may be minutes apart.
     reader.get_ref().set_read_timeout(None)?;
     match relay(&mut reader, &mut io::stdout().lock()) {

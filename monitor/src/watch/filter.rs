@@ -3,15 +3,13 @@
 //! parses it too, so a typo fails before any daemon is asked; the daemon
 //! parses it again, since anything may connect to its socket.
 
+use monitor_common::record::ConnState;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     mitigation::cidr::{Cidr, CidrError},
     records::hub::WatchItem,
 };
-
-/// Zeek's `conn_state` values the records use.
-pub const CONN_STATES: [&str; 8] = ["S0", "S1", "SF", "REJ", "RSTO", "RSTR", "RSTOS0", "OTH"];
 
 /// `{"op":"watch", ...}` without its `op`: the filters as given, which
 /// are also the command's flags (the doc comments are their help).
@@ -22,7 +20,7 @@ pub struct WatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Only records in this connection state (S0, S1, SF, REJ, RSTO, RSTR,
-    /// RSTOS0, OTH; any case); repeat or separate with commas for several.
+    /// RSTOS0; any case); repeat or separate with commas for several.
     #[arg(long, value_name = "S")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state: Vec<String>,
@@ -45,9 +43,7 @@ pub struct WatchRequest {
 pub enum FilterError {
     #[error("--port 0: a server port is 1 to 65535")]
     Port,
-    #[error(
-        "--state {0:?}: unknown connection state (use S0, S1, SF, REJ, RSTO, RSTR, RSTOS0 or OTH)"
-    )]
+    #[error("--state {0:?}: unknown connection state (use {states})", states = state_names())]
     State(String),
     #[error("--state {0:?}: an empty connection state")]
     EmptyState(String),
@@ -58,6 +54,15 @@ pub enum FilterError {
     /// Not a `source`: the message already says it all.
     #[error("--client: {0}")]
     Client(CidrError),
+}
+
+/// The records' states, as the error lists them: `S0, S1, ... or RSTOS0`.
+fn state_names() -> String {
+    let names: Vec<&str> = ConnState::ALL.iter().map(|s| s.name()).collect();
+    match names.split_last() {
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// An SNI pattern, lower-cased: host names compare without ASCII case.
@@ -107,8 +112,8 @@ impl SniPattern {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchFilter {
     port: Option<u16>,
-    /// Empty: any state, aggregate lines too.
-    states: Vec<&'static str>,
+    /// Empty: any state.
+    states: Vec<ConnState>,
     sni: Option<SniPattern>,
     client: Option<Cidr>,
 }
@@ -124,9 +129,9 @@ impl WatchFilter {
                 if name.is_empty() {
                     return Err(FilterError::EmptyState(given.clone()));
                 }
-                let state = CONN_STATES
+                let state = ConnState::ALL
                     .into_iter()
-                    .find(|s| s.eq_ignore_ascii_case(name))
+                    .find(|s| s.name().eq_ignore_ascii_case(name))
                     .ok_or_else(|| FilterError::State(name.to_string()))?;
                 if !states.contains(&state) {
                     states.push(state);
@@ -151,7 +156,7 @@ impl WatchFilter {
             && (self.states.is_empty()
                 || item
                     .conn_state
-                    .is_some_and(|s| self.states.iter().any(|w| w.eq_ignore_ascii_case(s))))
+                    .is_some_and(|s| self.states.iter().any(|w| w.name() == s)))
             && self
                 .sni
                 .as_ref()
