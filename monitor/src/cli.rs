@@ -60,6 +60,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
     },
+    /// Stream the running daemon's handshake records as they are made,
+    /// filtered (docs/records.md#watch); until interrupted.
+    Watch(WatchArgs),
     /// Add, remove or list blocks in the running daemon's blocklist.
     Block {
         #[command(subcommand)]
@@ -88,6 +91,16 @@ pub enum BlockAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// The filters and the form, as sent to the daemon.
+    #[command(flatten)]
+    pub request: crate::watch::filter::WatchRequest,
+    /// The running daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
+    pub control_socket: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -200,7 +213,8 @@ pub struct RunArgs {
     #[arg(skip)]
     pub syncookies: crate::syncookies::SyncookieSettings,
 
-    /// Unix socket `handshake-monitor block` talks to (owner-only).
+    /// Unix socket `handshake-monitor block`, `status`, `top` and `watch`
+    /// talk to (owner-only).
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTROL_SOCKET)]
     pub control_socket: PathBuf,
 

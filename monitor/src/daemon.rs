@@ -160,11 +160,14 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         tracker: Arc::clone(&tracker),
         board: board.clone(),
     };
+    // Records are published here, and `watch` clients subscribe.
+    let hub = Hub::new();
     let control_task = tokio::spawn(control::serve(
         control,
         args.mitigation.control_socket.clone(),
         Arc::clone(&mitigation),
         status,
+        hub.clone(),
         stop_rx.clone(),
     ));
     registry
@@ -197,7 +200,6 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let hub = Hub::new();
     let (records, records_task) = records::start(
         &mut programs,
         args.record_settings(),

@@ -31,6 +31,7 @@ pub mod status;
 pub mod syncookies;
 pub mod tls;
 pub mod tls_capture;
+pub mod watch;
 pub mod webconfig;
 
 /// Version reported by `--version` and `handshake_build_info`.

@@ -63,6 +63,12 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },
+        Command::Watch(args) => {
+            match monitor::watch::client::run(&args.request, &args.control_socket) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err),
+            }
+        }
         Command::Block {
             action,
             control_socket,

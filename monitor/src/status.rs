@@ -30,6 +30,9 @@ pub struct Status {
     pub blocks_auto: u64,
     pub flow_table_entries: u64,
     pub flow_table_capacity: u64,
+    /// `handshake-monitor watch` clients connected.
+    #[serde(default)]
+    pub watchers: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,8 +74,9 @@ pub struct StatusSource {
 const TOP_PORTS: usize = 5;
 
 impl StatusSource {
-    pub fn read(&self, mitigation: &Mitigation) -> Status {
-        let tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+    /// With `self.tracker` and the mitigation locked by the caller, in
+    /// that order (the flow sweep's: the other would deadlock with it).
+    pub fn read(&self, tracker: &FlowTracker, mitigation: &Mitigation) -> Status {
         let now_ns = crate::flows::monotonic_ns();
         let entries = mitigation.policy().entries().unwrap_or_default();
         let blocks = |wanted| {
@@ -85,7 +89,7 @@ impl StatusSource {
         let interfaces = self
             .attachments
             .iter()
-            .map(|a| interface_status(a, &tracker, mitigation))
+            .map(|a| interface_status(a, tracker, mitigation))
             .collect();
         let firing_alerts = self
             .board
@@ -110,6 +114,8 @@ impl StatusSource {
             blocks_auto: blocks(origin::AUTO),
             flow_table_entries: tracker.totals().entries,
             flow_table_capacity: u64::from(tracker.settings().table_size),
+            // The hub's, filled in by the control socket.
+            watchers: 0,
         }
     }
 }
@@ -213,6 +219,9 @@ pub fn render(status: &Status, previous: Option<(&Status, Duration)>) -> String 
             "FIRING {} on {} port {} for {}s\n",
             alert.alertname, alert.interface, alert.port, alert.for_secs
         ));
+    }
+    if status.watchers > 0 {
+        out.push_str(&format!("watch clients: {}\n", status.watchers));
     }
     out
 }

@@ -84,6 +84,25 @@ fn status_and_top_summarise_the_running_daemon() {
     );
 }
 
+/// The flow sweep locks the flow tracker, then the mitigation, once a
+/// second; a status request locking them the other way round deadlocked
+/// the daemon (every request, /metrics and SIGTERM) within a few tries.
+#[test]
+fn status_requests_during_flow_sweeps_never_deadlock_the_daemon() {
+    require_root();
+    let lab = NetnsLab::pair();
+    let link = lab.link();
+    let mut monitor = Monitor::start(&link.peer_ns, &link.peer_if, 19977, &[]);
+    let socket = monitor.daemon.control_socket.clone().expect("socket");
+    // Over three sweeps.
+    for i in 0..15 {
+        let (ok, _, stderr) = run(&["status", "--json"], &socket);
+        assert!(ok, "status {i}: {stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(monitor.daemon.terminate().success());
+}
+
 #[test]
 fn status_without_a_daemon_says_so() {
     let socket =

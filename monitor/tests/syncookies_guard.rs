@@ -22,13 +22,12 @@
 )]
 mod support;
 
-use std::{net::SocketAddr, process::Command, thread, time::Duration};
+use std::{net::SocketAddr, thread, time::Duration};
 
 use support::{
     alertmanager::{AM_PORT, Alertmanager},
     cmd,
     cookies::{EchoService, PORT, napi, one_exchange_within},
-    daemon::BINARY,
     handshakes::Monitor,
     lab::{Link, NetnsLab},
     netns::in_netns,
@@ -109,17 +108,7 @@ fn clients(lab: &NetnsLab, addr: SocketAddr, n: usize, connect: Duration) -> usi
 
 /// `status --json` of the daemon, its firing alerts as (name, interface, port).
 fn firing(monitor: &Monitor) -> Vec<(String, String, String)> {
-    let socket = monitor.daemon.control_socket.clone().expect("socket");
-    let out = Command::new(BINARY)
-        .args(["status", "--json", "--control-socket", &socket])
-        .output()
-        .expect("running handshake-monitor status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let json = monitor.daemon.status_json();
     json["firing_alerts"]
         .as_array()
         .expect("firing_alerts")

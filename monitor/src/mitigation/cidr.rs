@@ -90,6 +90,17 @@ impl Cidr {
         mask_bytes(a.addr, len) == mask_bytes(b.addr, len)
     }
 
+    /// Whether `addr` is in this prefix; an IPv4-mapped IPv6 address is
+    /// its IPv4 address, as everywhere here.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let key = self.policy_key();
+        let addr = match addr {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        mask_bytes(key.addr, key.prefix_len) == mask_bytes(addr, key.prefix_len)
+    }
+
     /// The kernel policy table's key: IPv4 as IPv4-mapped IPv6.
     pub fn policy_key(&self) -> PolicyKey {
         match self.addr {

@@ -111,3 +111,26 @@ fn ipv6_prefixes_may_not_cover_the_mapped_ipv4_range() {
     let mapped: Cidr = "::ffff:198.18.0.0/120".parse().unwrap();
     assert_eq!(mapped.to_string(), "198.18.0.0/24");
 }
+
+#[test]
+fn contains_addresses_of_the_prefix_only() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let net: Cidr = "198.18.4.0/24".parse().unwrap();
+    assert!(net.contains(ip("198.18.4.0")));
+    assert!(net.contains(ip("198.18.4.255")));
+    assert!(!net.contains(ip("198.18.5.0")));
+    assert!(!net.contains(ip("198.18.3.255")));
+    // An IPv4-mapped IPv6 address is its IPv4 address.
+    assert!(net.contains(ip("::ffff:198.18.4.9")));
+    assert!(!net.contains(ip("2001:2::1")));
+    let everything: Cidr = "0.0.0.0/0".parse().unwrap();
+    assert!(everything.contains(ip("203.0.113.1")));
+    assert!(!everything.contains(ip("2001:2::1")));
+    let v6: Cidr = "2001:2::/48".parse().unwrap();
+    assert!(v6.contains(ip("2001:2:0:ffff::1")));
+    assert!(!v6.contains(ip("2001:3::1")));
+    assert!(!v6.contains(ip("198.18.4.9")));
+    let host: Cidr = "198.18.4.7".parse().unwrap();
+    assert!(host.contains(ip("198.18.4.7")));
+    assert!(!host.contains(ip("198.18.4.8")));
+}

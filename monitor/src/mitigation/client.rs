@@ -22,15 +22,7 @@ pub fn run(action: &BlockAction, socket: &Path) -> anyhow::Result<()> {
         },
         BlockAction::List { .. } => Request::List,
     };
-    let response = request(socket, &req)?;
-    if !response.ok {
-        bail!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the daemon refused".into())
-        );
-    }
+    let response = request(socket, &req)?.checked()?;
     match action {
         BlockAction::List { json: true } => {
             println!("{}", serde_json::to_string_pretty(&response.entries)?);

@@ -1,6 +1,8 @@
 //! The control socket: a Unix stream socket, owner-only (directory 0700,
 //! socket 0600), through which `handshake-monitor block ...` talks to the
-//! running daemon. One JSON request line, one JSON response line.
+//! running daemon. One JSON request line, one JSON response line; a
+//! `watch` request's response is followed by its records, one a line,
+//! until either side goes.
 //!
 //! A socket rather than the pinned maps directly: the daemon alone knows
 //! the allowlist, the capacity and the reasons, so every check happens in
@@ -23,8 +25,10 @@ use tokio::{
 };
 
 use super::{Mitigation, cidr::Cidr, origin_name, policy::Listed};
-use crate::flows::monotonic_ns;
+use crate::flows::{FlowTracker, monotonic_ns};
+use crate::records::hub::Hub;
 use crate::status::StatusSource;
+use crate::watch::{filter::WatchFilter, filter::WatchRequest, stream};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -40,6 +44,8 @@ pub enum Request {
     List,
     /// `handshake-monitor status` and `top`.
     Status,
+    /// `handshake-monitor watch`: records as they finish.
+    Watch(WatchRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +72,17 @@ pub struct BlockView {
 }
 
 impl Response {
+    /// The response, or its error as the command's.
+    pub fn checked(self) -> anyhow::Result<Self> {
+        if self.ok {
+            return Ok(self);
+        }
+        anyhow::bail!(
+            "{}",
+            self.error.unwrap_or_else(|| "the daemon refused".into())
+        )
+    }
+
     fn error(err: impl std::fmt::Display) -> Self {
         Self {
             ok: false,
@@ -99,7 +116,13 @@ fn view(mitigation: &Mitigation, listed: &Listed, now: u64) -> BlockView {
 }
 
 /// Applies one request to the daemon's mitigation (or reads its status).
-pub fn handle(mitigation: &mut Mitigation, source: &StatusSource, request: Request) -> Response {
+pub fn handle(
+    mitigation: &mut Mitigation,
+    tracker: &FlowTracker,
+    source: &StatusSource,
+    hub: &Hub,
+    request: Request,
+) -> Response {
     let now = monotonic_ns();
     let parse = |text: &str| text.parse::<Cidr>().map_err(Response::error);
     match request {
@@ -131,10 +154,16 @@ pub fn handle(mitigation: &mut Mitigation, source: &StatusSource, request: Reque
                 Err(err) => Response::error(format!("{:#}", anyhow::Error::from(err))),
             }
         }
-        Request::Status => Response {
-            status: Some(Box::new(source.read(mitigation))),
-            ..Response::entries(Vec::new())
-        },
+        Request::Status => {
+            let mut status = source.read(tracker, mitigation);
+            status.watchers = hub.watchers() as u64;
+            Response {
+                status: Some(Box::new(status)),
+                ..Response::entries(Vec::new())
+            }
+        }
+        // A stream, not an answer: `answer` serves it on its connection.
+        Request::Watch(_) => Response::error("watch needs a connection of its own"),
         Request::List => match mitigation.policy().blocks() {
             Ok(blocks) => Response::entries(
                 blocks
@@ -176,15 +205,27 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What the requests act on.
+struct Daemon {
+    mitigation: Arc<Mutex<Mitigation>>,
+    source: StatusSource,
+    hub: Hub,
+}
+
 /// Serves requests until `stop`; removes the socket on the way out.
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
     mitigation: Arc<Mutex<Mitigation>>,
     source: StatusSource,
+    hub: Hub,
     mut stop: watch::Receiver<bool>,
 ) {
-    let source = Arc::new(source);
+    let daemon = Arc::new(Daemon {
+        mitigation,
+        source,
+        hub,
+    });
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -196,10 +237,10 @@ pub async fn serve(
             },
             _ = stop.changed() => break,
         };
-        let mitigation = Arc::clone(&mitigation);
-        let source = Arc::clone(&source);
+        let daemon = Arc::clone(&daemon);
+        let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(err) = answer(stream, mitigation, source).await {
+            if let Err(err) = answer(stream, &daemon, stop).await {
                 tracing::debug!("control connection: {err}");
             }
         });
@@ -212,8 +253,8 @@ const MAX_REQUEST: u64 = 4096;
 
 async fn answer(
     stream: tokio::net::UnixStream,
-    mitigation: Arc<Mutex<Mitigation>>,
-    source: Arc<StatusSource>,
+    daemon: &Daemon,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -222,21 +263,89 @@ async fn answer(
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request within 5 s"))??;
     let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Watch(request)) => {
+            let read = reader.into_inner().into_inner();
+            return watch_stream(&request, &daemon.hub, read, write, stop).await;
+        }
         Ok(request) => {
-            let mut m = mitigation.lock().unwrap_or_else(|p| p.into_inner());
-            handle(&mut m, &source, request)
+            // The flow sweep locks the tracker, then the mitigation: the
+            // same order here, or a status during a sweep deadlocks both.
+            let tracker = daemon
+                .source
+                .tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut m = daemon.mitigation.lock().unwrap_or_else(|p| p.into_inner());
+            handle(&mut m, &tracker, &daemon.source, &daemon.hub, request)
         }
         Err(err) => Response::error(format!("malformed request: {err}")),
     };
-    let mut out = serde_json::to_string(&response).map_err(io::Error::other)?;
-    out.push('\n');
-    write.write_all(out.as_bytes()).await?;
+    send(&mut write, &response).await?;
     write.shutdown().await
+}
+
+async fn send(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    response: &Response,
+) -> io::Result<()> {
+    let mut out = serde_json::to_string(response).map_err(io::Error::other)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await
+}
+
+/// A bad filter gets an error response; a good one an ok response sent
+/// once subscribed, so no record published after it is missed, and then
+/// the stream.
+async fn watch_stream(
+    request: &WatchRequest,
+    hub: &Hub,
+    read: tokio::net::unix::OwnedReadHalf,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let filter = match WatchFilter::parse(request) {
+        Ok(filter) => filter,
+        Err(err) => {
+            send(&mut write, &Response::error(err)).await?;
+            return write.shutdown().await;
+        }
+    };
+    let records = hub.subscribe();
+    send(&mut write, &Response::entries(Vec::new())).await?;
+    stream::stream(records, filter, request.json, read, write, stop).await
 }
 
 /// The client side: one request to the daemon behind `path`.
 pub fn request(path: &Path, request: &Request) -> anyhow::Result<Response> {
-    let mut stream = UnixStream::connect(path).map_err(|err| match err.kind() {
+    Ok(exchange(path, request)?.0)
+}
+
+/// Sends `request`: the daemon's answer, and the connection, on which a
+/// `watch` answer's records follow.
+pub fn exchange(
+    path: &Path,
+    request: &Request,
+) -> anyhow::Result<(Response, BufReader<UnixStream>)> {
+    let mut stream = connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .with_context(|| format!("sending to {}", path.display()))?;
+    let mut reply = String::new();
+    let mut reader = BufReader::new(stream);
+    reader
+        .read_line(&mut reply)
+        .with_context(|| format!("reading the daemon's answer on {}", path.display()))?;
+    let response =
+        serde_json::from_str(&reply).with_context(|| format!("the daemon's answer {reply:?}"))?;
+    Ok((response, reader))
+}
+
+/// A connection to the daemon behind `path`, or an error saying what to do.
+pub fn connect(path: &Path) -> anyhow::Result<UnixStream> {
+    UnixStream::connect(path).map_err(|err| match err.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
             "no handshake-monitor daemon is running (nothing answers on {}); start one with \
              `handshake-monitor run`, or pass the daemon's --control-socket",
@@ -248,16 +357,5 @@ pub fn request(path: &Path, request: &Request) -> anyhow::Result<Response> {
             path.display()
         ),
         _ => anyhow::Error::new(err).context(format!("connecting to {}", path.display())),
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = serde_json::to_string(request)?;
-    line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .with_context(|| format!("sending to {}", path.display()))?;
-    let mut reply = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut reply)
-        .with_context(|| format!("reading the daemon's answer on {}", path.display()))?;
-    serde_json::from_str(&reply).with_context(|| format!("the daemon's answer {reply:?}"))
+    })
 }

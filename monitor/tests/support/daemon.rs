@@ -122,6 +122,24 @@ impl Daemon {
             .expect("running handshake-monitor block")
     }
 
+    /// `handshake-monitor status --json` of this daemon, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let socket = self
+            .control_socket
+            .as_deref()
+            .expect("a daemon started with `run`");
+        let out = Command::new(BINARY)
+            .args(["status", "--json", "--control-socket", socket])
+            .output()
+            .expect("running handshake-monitor status");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
     /// Everything the daemon wrote to stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()

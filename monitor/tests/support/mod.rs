@@ -22,6 +22,7 @@ pub mod rawtcp;
 pub mod sockets;
 pub mod testrun;
 pub mod traffic;
+pub mod watcher;
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},

@@ -16,6 +16,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("curl", "scraping /metrics, HTTP(S) clients"),
     ("openssl", "TLS clients and servers, test certificates"),
     ("util-linux", "setpriv, nsenter"),
+    (
+        "bsdutils",
+        "script: a pseudo-terminal for the `watch` tests",
+    ),
     ("procps", "pgrep, ps"),
     ("iputils-ping", "ping"),
     (
