@@ -2,8 +2,9 @@
 //! completed handshake is held back for [`HOLD`] (or until its final
 //! ServerHello, or its close) while its hellos arrive. The hellos and the
 //! kernel's records come through two ring buffers drained apart, so a
-//! hello may arrive before its handshake's record: it waits, briefly, for
-//! it.
+//! hello may arrive before its handshake's record (it waits, briefly, for
+//! it), and a short connection's close may arrive before its hellos: the
+//! close then waits behind its handshake for [`CLOSE_WAIT`].
 
 use std::{collections::HashMap, time::Duration};
 
@@ -13,6 +14,9 @@ use super::{FlowHello, FlowId, Hello};
 
 /// How long a completed handshake waits for its hellos.
 pub const HOLD: Duration = Duration::from_secs(1);
+/// How long a close waits behind its held handshake for the hellos
+/// still in the other ring (drained every 50 ms).
+pub const CLOSE_WAIT: Duration = Duration::from_millis(300);
 /// How long a hello waits for its handshake's record.
 const EARLY_WAIT: Duration = Duration::from_secs(5);
 /// Handshakes held at most; past it, records go out without waiting.
@@ -33,8 +37,17 @@ pub struct Finished {
 
 struct Waiting {
     finished: Finished,
+    /// The connection's close, once it came.
+    close: Option<Finished>,
     /// CLOCK_MONOTONIC deadline.
     until_ns: u64,
+}
+
+impl Waiting {
+    fn release(self, out: &mut Vec<Finished>) {
+        out.push(self.finished);
+        out.extend(self.close);
+    }
 }
 
 #[derive(Default)]
@@ -73,21 +86,27 @@ impl Joiner {
                     flow,
                     Waiting {
                         finished,
+                        close: None,
                         until_ns: now_ns + HOLD.as_nanos() as u64,
                     },
                 ) {
-                    // The tuple's previous connection, never closed here.
-                    out.push(old.finished);
+                    // The tuple's previous connection.
+                    old.release(out);
                 }
             }
             RecordKind::Closed => {
-                if let Some(waiting) = self.held.remove(&flow) {
-                    out.push(waiting.finished);
-                }
-                out.push(Finished {
+                let close = Finished {
                     record,
                     hellos: Vec::new(),
-                });
+                };
+                match self.held.get_mut(&flow) {
+                    Some(waiting) if waiting.close.is_none() => {
+                        waiting.close = Some(close);
+                        let wait = now_ns + CLOSE_WAIT.as_nanos() as u64;
+                        waiting.until_ns = waiting.until_ns.min(wait);
+                    }
+                    _ => out.push(close),
+                }
             }
             RecordKind::Reset | RecordKind::TimedOut => out.push(Finished { record, hellos }),
         }
@@ -99,7 +118,7 @@ impl Joiner {
         if let Some(waiting) = self.held.get_mut(&hello.flow) {
             push(&mut waiting.finished.hellos, hello.ts_ns, hello.hello);
             if last && let Some(waiting) = self.held.remove(&hello.flow) {
-                out.push(waiting.finished);
+                waiting.release(out);
             }
             return;
         }
@@ -125,7 +144,7 @@ impl Joiner {
         due.sort_by_key(|id| self.held[id].finished.record.ts_ns);
         for id in due {
             if let Some(waiting) = self.held.remove(&id) {
-                out.push(waiting.finished);
+                waiting.release(out);
             }
         }
         let wait = EARLY_WAIT.as_nanos() as u64;

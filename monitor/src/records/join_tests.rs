@@ -79,6 +79,19 @@ fn the_hold_ends_after_a_second_and_a_close_flushes_it_first() {
     out.clear();
     j.record(record(2, RecordKind::Completed), 0, &mut out);
     j.record(record(2, RecordKind::Closed), 1, &mut out);
+    assert!(out.is_empty(), "the close waits for hellos still in flight");
+    j.hello(hello(2, 30 * MS, server_hello(false)), 2, &mut out);
+    let kinds: Vec<RecordKind> = out.iter().map(|f| f.record.kind()).collect();
+    assert_eq!(kinds, [RecordKind::Completed, RecordKind::Closed]);
+    assert_eq!(out[0].hellos.len(), 1, "the late hello joined the record");
+
+    // Without hellos, the pair goes out CLOSE_WAIT after the close.
+    out.clear();
+    j.record(record(3, RecordKind::Completed), 0, &mut out);
+    j.record(record(3, RecordKind::Closed), 10, &mut out);
+    j.expire(10 + CLOSE_WAIT.as_nanos() as u64 - 1, &mut out);
+    assert!(out.is_empty());
+    j.expire(10 + CLOSE_WAIT.as_nanos() as u64, &mut out);
     let kinds: Vec<RecordKind> = out.iter().map(|f| f.record.kind()).collect();
     assert_eq!(kinds, [RecordKind::Completed, RecordKind::Closed]);
 }
