@@ -8,8 +8,11 @@
 //! ACK becomes a connection through `bpf_sk_assign_tcp_reqsk` at TC ingress
 //! (see docs/mitigation.md, "SYN cookies").
 
+use crate::parse::PacketView;
 pub use crate::synack::{
-    SynAckSpec, fold, ipv4_header, ipv6_header, sum_words, tcp_checksum, write_synack,
+    SYNACK_HEAD_LEN, SYNACK_TS_LEN, SynAckSpec, fold, ipv4_header, ipv4_reply, ipv6_header,
+    ipv6_reply, sum_words, synack_checksum, synack_len, write_synack, write_synack_head,
+    write_synack_ts,
 };
 
 labelled_enum! {
@@ -200,17 +203,26 @@ impl Default for TcpOptions {
 /// up to there stands.
 #[inline(always)]
 pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
-    parse_options_with(hdr, len, |i, _| i)
+    parse_options_with(&hdr[..], 0, len, |i, _| i)
 }
 
-/// [`parse_options`], passing the cursor and the options read so far
-/// through `launder` at each step. The kernel programs launder them
-/// through map memory, so that the verifier sees unknown values at every
-/// iteration and verifies the loop body once per iteration, rather than
-/// once per combination of option lengths and options seen.
+/// [`parse_options`] of the TCP header at `base` in `pkt` (a frame read in
+/// place, or a header copied out to offset 0), passing the cursor and the
+/// options read so far through `launder` at each step. The kernel programs
+/// launder them through map memory, so that the verifier sees unknown
+/// values at every iteration and verifies the loop body once per
+/// iteration, rather than once per combination of option lengths and
+/// options seen.
+///
+/// Every read is of at least two bytes (the verifier takes no one-byte
+/// packet bound as proof) and lies inside the option it reads, but one:
+/// kind and length are read together, so at the header's last byte the
+/// read may reach past a frame that ends there. It then ends the walk, as
+/// that byte (a NOP, an EOL or an option cut short) would have.
 #[inline(always)]
-pub fn parse_options_with(
-    hdr: &[u8; TCP_MAX_HEADER],
+pub fn parse_options_with<V: PacketView + ?Sized>(
+    pkt: &V,
+    base: usize,
     len: usize,
     mut launder: impl FnMut(usize, &mut TcpOptions) -> usize,
 ) -> TcpOptions {
@@ -227,7 +239,9 @@ pub fn parse_options_with(
         if i >= len {
             break;
         }
-        let Some(&kind) = hdr.get(i) else { break };
+        let Some([kind, olen]) = pkt.bytes::<2>(base + i) else {
+            break;
+        };
         match kind {
             opt::EOL => break,
             opt::NOP => {
@@ -236,15 +250,17 @@ pub fn parse_options_with(
             }
             _ => {}
         }
-        let Some(&olen) = hdr.get(i + 1) else { break };
         let olen = usize::from(olen);
         if olen < 2 || i + olen > len {
             break;
         }
         match (kind, olen) {
-            (opt::MSS, 4) => out.mss = be16(hdr, i + 2),
+            (opt::MSS, 4) => {
+                out.mss = pkt.bytes::<2>(base + i + 2).map_or(0, u16::from_be_bytes);
+            }
             (opt::WSCALE, 3) => {
-                let shift = hdr.get(i + 2).copied().unwrap_or(0);
+                // With the length byte: two bytes.
+                let shift = pkt.bytes::<2>(base + i + 1).map_or(0, |b| b[1]);
                 out.wscale = if shift > MAX_WSCALE {
                     MAX_WSCALE
                 } else {
@@ -253,28 +269,16 @@ pub fn parse_options_with(
             }
             (opt::SACK_PERM, 2) => out.sack_ok = true,
             (opt::TIMESTAMP, 10) => {
+                let t = pkt.bytes::<8>(base + i + 2).unwrap_or([0; 8]);
                 out.ts = true;
-                out.tsval = be32(hdr, i + 2);
-                out.tsecr = be32(hdr, i + 6);
+                out.tsval = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+                out.tsecr = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
             }
             _ => {}
         }
         i += olen;
     }
     out
-}
-
-#[inline(always)]
-fn be16(b: &[u8; TCP_MAX_HEADER], at: usize) -> u16 {
-    match (b.get(at), b.get(at + 1)) {
-        (Some(&h), Some(&l)) => u16::from_be_bytes([h, l]),
-        _ => 0,
-    }
-}
-
-#[inline(always)]
-fn be32(b: &[u8; TCP_MAX_HEADER], at: usize) -> u32 {
-    (u32::from(be16(b, at)) << 16) | u32::from(be16(b, at + 2))
 }
 
 /// Our SYN-ACK's TSval: the clock (ms) with its low 6 bits replaced by the

@@ -1,15 +1,16 @@
 //! SYN cookies, XDP half: SYNs to a port in cookie mode are answered here
 //! with a SYN-ACK whose sequence number is the kernel's SYN cookie
 //! (`bpf_tcp_raw_gen_syncookie_ipv4/6`), sent back out of the interface
-//! with XDP_TX; the stack never sees them. The ACK half is in
-//! `syncookie_tc.rs`. Header building and checksums are pure logic in
+//! with XDP_TX; the stack never sees them. The SYN is read and its answer
+//! written in place, through packet pointers (no copies). The ACK half is
+//! in `syncookie_tc.rs`. Header building and checksums are pure logic in
 //! `monitor_common::syncookie`.
 
 use aya_ebpf::{
     bindings::{iphdr, ipv6hdr, tcphdr},
     helpers::generated::{
         bpf_ktime_get_ns, bpf_tcp_raw_gen_syncookie_ipv4, bpf_tcp_raw_gen_syncookie_ipv6,
-        bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_xdp_adjust_tail,
     },
     macros::map,
     maps::{Array, HashMap, PerCpuArray},
@@ -17,16 +18,19 @@ use aya_ebpf::{
 };
 use monitor_common::{
     iface::MAX_INTERFACES,
+    parse::PacketView,
     syncookie::{
-        CookieEvent, PortState, SYNACK_MAX_LEN, SynAckSpec, SyncookieConfig, SyncookieCounters,
-        TCP_MAX_HEADER, TcpOptions, encode_tsval, ipv4_header, ipv6_header, parse_options_with,
-        port_key, tcp_checksum, write_synack,
+        CookieEvent, PortState, SYNACK_HEAD_LEN, SYNACK_TS_LEN, SynAckSpec, SyncookieConfig,
+        SyncookieCounters, TCP_MAX_HEADER, TcpOptions, encode_tsval, ipv4_reply, ipv6_reply,
+        parse_options_with, port_key, synack_checksum, synack_len, write_synack_head,
+        write_synack_ts,
     },
 };
 
 use crate::{
     flows::{bump, opaque},
     segment::Staged,
+    view::XdpView,
 };
 
 /// Ports in cookie mode per interface slot (`port_key`), written by the
@@ -44,30 +48,28 @@ pub static SYNCOOKIE_STATS: PerCpuArray<SyncookieCounters> =
 /// `th_len`, checked to be 20..=60, as a helper size whose bounds older
 /// verifiers (6.1, 6.12) still see at the call: they lose a bound checked
 /// on one copy of a value when another copy, reloaded from the stack, is
-/// passed. The mask keeps it in 1..=64 (room for 64 bytes: `out` follows
-/// `tcp` in [`Scratch`]) and equal to `th_len` for every checked value.
+/// passed. The mask keeps it in 1..=64 (room for 64 bytes: other fields
+/// follow `tcp` in [`Scratch`]) and equal to `th_len` for every checked
+/// value.
 #[inline(always)]
 pub fn header_len_arg(th_len: usize) -> u32 {
     ((crate::flows::opaque(th_len).wrapping_sub(1) & 63) + 1) as u32
 }
 
-const _: () = assert!(
-    core::mem::offset_of!(Scratch, out) - core::mem::offset_of!(Scratch, tcp) + SYNACK_MAX_LEN
-        >= 64
-);
+// Room after `tcp` for a 64-byte copy and for the option walk's reads at
+// a masked cursor (up to 63 + 10).
+const _: () =
+    assert!(core::mem::size_of::<Scratch>() - core::mem::offset_of!(Scratch, tcp) >= 64 + 10);
 
-/// Per-CPU work area: the packet's headers, copied out once, and what is
-/// built from them. Offsets are staged here too (see `flows::STAGING`).
+/// Per-CPU work area of TC ingress, which copies the ACK's headers here,
+/// and of both halves' staged offsets (see `flows::STAGING`).
 #[repr(C)]
 pub struct Scratch {
     pub ip: [u8; 40],
     pub tcp: [u8; TCP_MAX_HEADER],
-    pub out: [u8; SYNACK_MAX_LEN],
-    pub out_ip: [u8; 40],
     pub tuple: [u8; 40],
     pub fake: [u8; 24],
     pub attrs: monitor_common::syncookie::ReqAttrs,
-    pub eth: [u8; 12],
     pub l3: u32,
     pub l4: u32,
     pub th_len: u32,
@@ -91,14 +93,14 @@ pub struct Walk {
 #[map]
 static CURSOR: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
 
-/// The options of the TCP header in `hdr`, walked with the cursor kept in
-/// map memory, where the verifier cannot follow its value.
+/// The options of the TCP header at `base` in `pkt`, walked with the
+/// cursor kept in map memory, where the verifier cannot follow its value.
 #[inline(always)]
-pub fn options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
+pub fn options<V: PacketView + ?Sized>(pkt: &V, base: usize, len: usize) -> TcpOptions {
     let Some(cursor) = CURSOR.get_ptr_mut(0) else {
         return TcpOptions::default();
     };
-    parse_options_with(hdr, len, |i, opts| {
+    parse_options_with(pkt, base, len, |i, opts| {
         // SAFETY: per-CPU value, only this CPU touches it during the run;
         // what is read back is what was just written.
         unsafe {
@@ -122,7 +124,8 @@ pub fn options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
             // Masked: a cursor with bounds of its own, which every copy
             // the compiler spills and reloads keeps (older verifiers lose
             // those a later `< len` test gives). Offsets up to 63 + 10
-            // stay inside Scratch (`out` follows `tcp`); the parser's own
+            // stay inside Scratch (see the assertion on its size) and are
+            // checked against the frame's end in place; the parser's own
             // tests keep the real ones below the header length.
             (core::ptr::read_volatile(cursor_at) as usize) & 63
         }
@@ -198,61 +201,35 @@ pub fn staged_offsets(s: &Scratch) -> Option<(usize, usize, usize)> {
 /// resized drops it (`dropped` is set).
 #[inline(always)]
 pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
-    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+    let Some(s) = SCRATCH.get_ptr(0) else {
         return false;
     };
     // SAFETY: per-CPU value, only this CPU touches it during the run.
-    let s = unsafe { &mut *s };
+    let s = unsafe { &*s };
     let slot = s.slot;
     let Some((l3, l4, th_len)) = staged_offsets(s) else {
         return false;
     };
     let v4 = s.version == 4;
-    let ip_len: u32 = if v4 { 20 } else { 40 };
-    let xdp = ctx.ctx;
-    // SAFETY (helpers below): destinations are map memory of the stated
-    // sizes; the helpers check the packet bounds themselves.
-    unsafe {
-        if bpf_xdp_load_bytes(xdp, l3 as u32, s.ip.as_mut_ptr().cast(), ip_len) != 0
-            || bpf_xdp_load_bytes(
-                xdp,
-                l4 as u32,
-                s.tcp.as_mut_ptr().cast(),
-                header_len_arg(th_len),
-            ) != 0
-            || bpf_xdp_load_bytes(xdp, 0, s.eth.as_mut_ptr().cast(), 12) != 0
-        {
-            return false;
-        }
+    // Checked when staged; checked again here so that the IP and TCP
+    // headers written below cannot overlap.
+    if l4 != l3 + if v4 { 20 } else { 40 } {
+        return false;
     }
-    let th = s.tcp.as_mut_ptr().cast::<tcphdr>();
-    // SAFETY: as above; th_len is within [20, 60] (checked).
-    let generated = unsafe {
-        if v4 {
-            bpf_tcp_raw_gen_syncookie_ipv4(
-                s.ip.as_mut_ptr().cast::<iphdr>(),
-                th,
-                header_len_arg(th_len),
-            )
-        } else {
-            bpf_tcp_raw_gen_syncookie_ipv6(
-                s.ip.as_mut_ptr().cast::<ipv6hdr>(),
-                th,
-                header_len_arg(th_len),
-            )
-        }
+    let pkt = XdpView::new(ctx);
+    let Some(generated) = cookie(&pkt, l3, l4, th_len, v4) else {
+        return false;
     };
     if generated < 0 {
         count(slot, CookieEvent::Unsupported);
         return false;
     }
-    let Some(cfg) = SYNCOOKIE_CONFIG.get(0) else {
+    let (Some(cfg), Some(t)) = (SYNCOOKIE_CONFIG.get(0), pkt.bytes::<8>(l4)) else {
         return false;
     };
-    let client = options(&s.tcp, th_len);
+    let client = options(&pkt, l4, th_len);
     // SAFETY: no preconditions. The kernel's TCP clock is this one, in ms.
     let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
-    let t = &s.tcp;
     let spec = SynAckSpec {
         syn_src_port: u16::from_be_bytes([t[0], t[1]]),
         syn_dst_port: u16::from_be_bytes([t[2], t[3]]),
@@ -263,40 +240,16 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
         client,
         tsval: encode_tsval(now_ms, &client),
     };
-    let tcp_len = write_synack(&mut s.out, &spec);
-    let ip = &s.ip;
-    let sum = if v4 {
-        let (src, dst) = (sub::<4>(ip, 12), sub::<4>(ip, 16));
-        let hdr = ipv4_header(&dst, &src, (20 + tcp_len) as u16);
-        s.out_ip[..20].copy_from_slice(&hdr);
-        tcp_checksum(&dst, &src, &s.out, tcp_len)
-    } else {
-        let (src, dst) = (sub::<16>(ip, 8), sub::<16>(ip, 24));
-        s.out_ip = ipv6_header(&dst, &src, tcp_len as u16);
-        tcp_checksum(&dst, &src, &s.out, tcp_len)
-    };
-    s.out[16..18].copy_from_slice(&sum.to_be_bytes());
-    let e = s.eth;
-    s.eth = [
-        e[6], e[7], e[8], e[9], e[10], e[11], e[0], e[1], e[2], e[3], e[4], e[5],
-    ];
-
-    let frame_len = ctx.data_end() - ctx.data();
-    let delta = (l4 + tcp_len) as i32 - frame_len as i32;
+    // Everything the answer needs from the SYN's TCP header is read: the
+    // frame can take the answer's length (the headers in front of it stay).
+    let delta = (l4 + synack_len(&spec)) as i32 - pkt.frame_len() as i32;
     // SAFETY: the context is valid; a failed resize leaves the frame as is.
-    if delta != 0 && unsafe { bpf_xdp_adjust_tail(xdp, delta) } != 0 {
+    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         count(slot, CookieEvent::Unsupported);
         return false;
     }
-    let out_len: u32 = if tcp_len == SYNACK_MAX_LEN { 40 } else { 24 };
-    // SAFETY: sources are map memory of the stated sizes; the helper
-    // checks the packet bounds.
-    let stored = unsafe {
-        bpf_xdp_store_bytes(xdp, 0, s.eth.as_mut_ptr().cast(), 12) == 0
-            && bpf_xdp_store_bytes(xdp, l3 as u32, s.out_ip.as_mut_ptr().cast(), ip_len) == 0
-            && bpf_xdp_store_bytes(xdp, l4 as u32, s.out.as_mut_ptr().cast(), out_len) == 0
-    };
-    if !stored {
+    // The resize invalidated every packet pointer: a new view.
+    if !write_reply(&XdpView::new(ctx), l3, l4, v4, &spec) {
         *dropped = true;
         return false;
     }
@@ -307,9 +260,96 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     true
 }
 
+/// The kernel's cookie for the SYN, its headers read in place: `None` if
+/// they are not in the frame. The helper's TCP header length must be a
+/// constant checked against the frame's end (the verifier checks the
+/// largest value the length may have, and a frame may end with the
+/// header), so each length a header can have is its own call.
+#[inline(always)]
+fn cookie(pkt: &XdpView, l3: usize, l4: usize, th_len: usize, v4: bool) -> Option<i64> {
+    // 40 bytes from the IP header are in the frame whatever the family:
+    // IPv4's 20 are followed by at least the TCP header's 20.
+    let ip = pkt.span::<40>(l3)?;
+    macro_rules! by_length {
+        ($($len:literal)*) => {
+            match th_len {
+                $($len => generate::<$len>(ip, pkt.span::<$len>(l4)?, v4),)*
+                _ => return None,
+            }
+        };
+    }
+    Some(by_length!(20 24 28 32 36 40 44 48 52 56 60))
+}
+
+#[inline(always)]
+fn generate<const LEN: usize>(ip: *mut [u8; 40], th: *mut [u8; LEN], v4: bool) -> i64 {
+    // SAFETY: both point into the frame, for the sizes the helpers read
+    // (checked by `span`).
+    unsafe {
+        if v4 {
+            bpf_tcp_raw_gen_syncookie_ipv4(ip.cast::<iphdr>(), th.cast::<tcphdr>(), LEN as u32)
+        } else {
+            bpf_tcp_raw_gen_syncookie_ipv6(ip.cast::<ipv6hdr>(), th.cast::<tcphdr>(), LEN as u32)
+        }
+    }
+}
+
+/// Writes the SYN-ACK over the SYN in the frame, now `l4` plus the
+/// answer's length long: MACs swapped, the IP header's reply, the TCP
+/// header and its checksum. False if a header is not in the frame.
+#[inline(always)]
+fn write_reply(pkt: &XdpView, l3: usize, l4: usize, v4: bool, spec: &SynAckSpec) -> bool {
+    let (Some(eth), Some(ip), Some(head)) = (
+        pkt.span::<12>(0),
+        pkt.span::<40>(l3),
+        pkt.span::<SYNACK_HEAD_LEN>(l4),
+    ) else {
+        return false;
+    };
+    let ts = if spec.client.ts {
+        let Some(ts) = pkt.span::<SYNACK_TS_LEN>(l4 + SYNACK_HEAD_LEN) else {
+            return false;
+        };
+        Some(ts)
+    } else {
+        None
+    };
+    let tcp_len = synack_len(spec) as u16;
+    // SAFETY: each pointer covers its bytes in the frame (checked by
+    // `span`), and the references do not overlap: the MACs end at 12,
+    // before l3; the IP header ends at l4 (IPv4 uses 20 of the 40 bytes:
+    // l4 = l3 + 20, checked by the caller); the TCP parts follow.
+    unsafe {
+        let e = core::ptr::read_unaligned(eth);
+        core::ptr::write_unaligned(
+            eth,
+            [
+                e[6], e[7], e[8], e[9], e[10], e[11], e[0], e[1], e[2], e[3], e[4], e[5],
+            ],
+        );
+        let head = &mut *head;
+        write_synack_head(head, spec);
+        let ts = ts.map(|ts| {
+            write_synack_ts(&mut *ts, spec);
+            &*ts
+        });
+        let sum = if v4 {
+            let ip = &mut *ip.cast::<[u8; 20]>();
+            ipv4_reply(ip, 20 + tcp_len);
+            synack_checksum(&sub::<4>(ip, 12), &sub::<4>(ip, 16), head, ts)
+        } else {
+            let ip = &mut *ip;
+            ipv6_reply(ip, tcp_len);
+            synack_checksum(&sub::<16>(ip, 8), &sub::<16>(ip, 24), head, ts)
+        };
+        head[16..18].copy_from_slice(&sum.to_be_bytes());
+    }
+    true
+}
+
 /// `N` bytes of `b` from `at` (constant ranges: no panic path survives).
 #[inline(always)]
-pub fn sub<const N: usize>(b: &[u8; 40], at: usize) -> [u8; N] {
+fn sub<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     if let Some(src) = b.get(at..at + N) {
         out.copy_from_slice(src);

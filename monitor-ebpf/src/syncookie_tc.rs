@@ -163,7 +163,7 @@ fn listener(
         return TC_ACT_UNSPEC;
     }
     count(slot, CookieEvent::Validated);
-    let opts = crate::syncookie::options(&s.tcp, th_len);
+    let opts = crate::syncookie::options(&s.tcp[..], 0, th_len);
     let t = s.tcp;
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);

@@ -14,6 +14,16 @@ use monitor_common::parse::PacketView;
 /// requires: pointer plus constant length compared with `data_end`.
 #[inline(always)]
 fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Option<[u8; N]> {
+    let start = span(data, data_end, offset)?;
+    // SAFETY: the N bytes at `start` lie inside the packet (checked).
+    Some(unsafe { ptr::read_unaligned(start) })
+}
+
+/// The `N` bytes at `offset` in `[data, data_end)`, as a pointer the
+/// verifier lets the program read and write those bytes through (until
+/// the frame is resized).
+#[inline(always)]
+fn span<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Option<*mut [u8; N]> {
     // No header of interest starts this far in (see MAX_HEADER_OFFSET);
     // the mask then changes nothing, but it bounds the offset right where
     // it is added to the packet pointer: older verifiers (6.1) lose the
@@ -31,8 +41,7 @@ fn direct<const N: usize>(data: usize, data_end: &usize, offset: usize) -> Optio
     if start + N > data_end {
         return None;
     }
-    // SAFETY: the N bytes at `start` lie inside the packet (checked above).
-    Some(unsafe { ptr::read_unaligned(start as *const [u8; N]) })
+    Some(start as *mut [u8; N])
 }
 
 const DIRECT_OFFSET_MASK: usize = 0x0fff;
@@ -58,6 +67,14 @@ impl XdpView {
             data: ctx.data(),
             data_end: ctx.data_end(),
         }
+    }
+
+    /// The `N` bytes at `offset` for reading and writing in place. Valid
+    /// until the frame is resized: take a new view after
+    /// `bpf_xdp_adjust_tail`.
+    #[inline(always)]
+    pub fn span<const N: usize>(&self, offset: usize) -> Option<*mut [u8; N]> {
+        span(self.data, &self.data_end, offset)
     }
 }
 

@@ -281,3 +281,58 @@ fn a_syn_without_options_gets_an_mss_only_synack() {
     assert_eq!(internet_checksum(&pseudo), 0, "TCP checksum");
     assert_eq!(internet_checksum(&out[14..34]), 0, "IPv4 checksum");
 }
+
+/// Every TCP header length (20 to 60 bytes), with and without a payload,
+/// in both families: the frame shrinks or grows to the answer, 40 bytes
+/// with timestamps, else 24 (the cookie helper is called in place with
+/// each length).
+#[test]
+fn syns_of_every_header_length_are_answered_in_place() {
+    let mut lab = Lab::new();
+    let mut sent = 0;
+    for (ip, v4, l4) in [(Ip::v4(), true, 34), (Ip::v6(), false, 54)] {
+        for th_len in (20..=60).step_by(4) {
+            for payload in [&[][..], b"early data"] {
+                let mut f = lab.syn(ip.clone()).with_payload(payload);
+                if th_len < 40 {
+                    // MSS only, then NOPs: no room for the timestamps.
+                    f.tcp_options = vec![2, 4, 0x05, 0xb4];
+                    f.tcp_options.truncate(th_len - 20);
+                }
+                f.tcp_options.resize(th_len - 20, 1);
+                let syn = f.build();
+                let case = format!(
+                    "v4 {v4}, {th_len}-byte header, {} bytes of data",
+                    payload.len()
+                );
+                let (verdict, out) = lab.xdp(&syn);
+                assert_eq!(verdict, XDP_TX, "{case}");
+                sent += 1;
+                if th_len >= 40 {
+                    check_synack(&syn, &out, l4 - if v4 { 20 } else { 40 }, v4, lab.port);
+                    continue;
+                }
+                let tcp = &out[l4..];
+                assert_eq!(tcp.len(), 24, "{case}");
+                assert_eq!((tcp[12] >> 4, tcp[13]), (6, SYN | ACK), "{case}");
+                let mss: u16 = if v4 { 1460 } else { 1440 };
+                assert_eq!(&tcp[20..22], &[2, 4], "{case}");
+                assert_eq!(be16(tcp, 22), mss, "{case}");
+                assert_eq!(be32(tcp, 8), ISN + 1, "{case}");
+                let (addrs, alen) = if v4 { (26, 8) } else { (22, 32) };
+                let mut pseudo = out[addrs..addrs + alen].to_vec();
+                pseudo.extend_from_slice(&[0, 6, 0, 24]);
+                pseudo.extend_from_slice(tcp);
+                assert_eq!(internet_checksum(&pseudo), 0, "TCP checksum, {case}");
+                if v4 {
+                    assert_eq!(internet_checksum(&out[14..34]), 0, "{case}");
+                    assert_eq!(be16(&out, 16), 44, "total length, {case}");
+                } else {
+                    assert_eq!(be16(&out, 18), 24, "payload length, {case}");
+                }
+            }
+        }
+    }
+    assert_eq!(lab.count(CookieEvent::Sent), sent);
+    assert_eq!(lab.count(CookieEvent::Unsupported), 0);
+}
