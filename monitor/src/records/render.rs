@@ -158,13 +158,25 @@ pub fn handshake(f: &Finished, iface: &str) -> WatchItem {
     if let Some(tls) = &tls {
         let _ = write!(line, " | {}", tls.line());
     }
+    let sni = tls.map(|t| t.snis()).unwrap_or_default();
+    flow_item(json, line, r, &flow, sni)
+}
+
+/// A flow record as watchers receive it.
+fn flow_item(
+    json: String,
+    line: String,
+    r: &FlowRecord,
+    flow: &FlowId,
+    sni: Vec<String>,
+) -> WatchItem {
     WatchItem {
         json,
         line,
         server_port: flow.server.1,
         client_ip: flow.client_ip(),
         conn_state: Some(r.conn_state().name()),
-        sni: tls.map(|t| t.snis()).unwrap_or_default(),
+        sni,
     }
 }
 
@@ -209,14 +221,7 @@ pub fn close(f: &Finished, iface: &str) -> WatchItem {
         r.role().name(),
         duration_ns as f64 / 1e9,
     );
-    WatchItem {
-        json,
-        line,
-        server_port: flow.server.1,
-        client_ip: flow.client_ip(),
-        conn_state: Some(r.conn_state().name()),
-        sni: Vec::new(),
-    }
+    flow_item(json, line, r, &flow, Vec::new())
 }
 
 /// A `tcp_handshake_aggregate` line: timeouts of one source prefix.
