@@ -10,7 +10,6 @@
 
 use aya_ebpf::{
     bindings::BPF_ANY,
-    helpers::generated::bpf_ktime_get_ns,
     macros::map,
     maps::{LruHashMap, PerCpuArray},
 };
@@ -67,7 +66,7 @@ pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
 
 #[inline(always)]
 fn in_handshake(st: &Staged, slot: u32) -> bool {
-    match half_open::find(&st.key, half_open::coarse_now()) {
+    match half_open::find(&st.key, crate::clock::coarse_now()) {
         Some(h) => {
             handshake(h, st, slot);
             true
@@ -106,8 +105,7 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
     // A RST needs no time; everything else that gets here may.
     let now = match st.seg.class {
         FlagClass::Rst => 0,
-        // SAFETY: no preconditions.
-        _ => unsafe { bpf_ktime_get_ns() },
+        _ => crate::clock::now(),
     };
     match on_segment(Some(&mut h.state), &st.seg, now) {
         Outcome::SynAck { syn_to_synack_ns } => {
@@ -169,8 +167,7 @@ fn established(st: &Staged, slot: u32) -> bool {
     // needs a time.
     let now = match st.seg.class {
         FlagClass::Ack | FlagClass::SynAck if flow.phase == phase::ESTABLISHED => 0,
-        // SAFETY: no preconditions.
-        _ => unsafe { bpf_ktime_get_ns() },
+        _ => crate::clock::now(),
     };
     let outcome = on_segment(Some(flow), &st.seg, now);
     let Some(stats) = stats_of(slot, role) else {

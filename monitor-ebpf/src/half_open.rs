@@ -4,7 +4,7 @@
 //! completed handshake leaves it for the flow table.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::generated::bpf_get_smp_processor_id,
     macros::map,
     maps::{Array, PerCpuArray},
 };
@@ -29,15 +29,6 @@ pub static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static INSERT_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0);
-
-/// The coarse clock (a jiffy's resolution, a few ns where the precise one
-/// costs ~25): enough for the budget, the rate limits, block expiry and
-/// the timeout.
-#[inline(always)]
-pub fn coarse_now() -> u64 {
-    // SAFETY: no preconditions.
-    unsafe { bpf_ktime_get_coarse_ns() }
-}
 
 #[inline(always)]
 pub fn config() -> Option<&'static FlowConfig> {
@@ -127,8 +118,7 @@ pub fn syn(st: &Staged, role: Role, now_coarse: u64, stats: &mut HandshakeCounte
         Age::Live => count_lost(slot, false),
         Age::Expired => count_lost(slot, true),
     }
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = crate::clock::now();
     slot.key = st.key;
     slot.state = FlowState::on_syn(role, st.seg.seq, now);
     stats.inserts += 1;

@@ -10,6 +10,7 @@
 #![feature(asm_experimental_arch)]
 
 mod bench;
+mod clock;
 mod flows;
 mod half_open;
 mod kernel_state;

@@ -8,7 +8,6 @@
 //! `monitor_common::mitigation`; this module only touches maps.
 
 use aya_ebpf::{
-    helpers::generated::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{
         Array, LruHashMap, PerCpuArray,
@@ -209,8 +208,7 @@ pub fn refuse_fragment<V: PacketView>(pkt: &V, slot: u32) -> bool {
     };
     // SAFETY: as above.
     let key = unsafe { &(*suspect).key };
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::coarse_now();
     match policy(cfg, &fragment.src_addr, fragment.ip_version, key, now) {
         Policy::Blocked => refuse(cfg, stats, DropReason::BlocklistFragment),
         _ => false,

@@ -68,7 +68,7 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
         return Verdict::Pass;
     }
     // A SYN's one clock read, shared by the mitigation and the budget.
-    let now = crate::half_open::coarse_now();
+    let now = crate::clock::coarse_now();
     if direction == Direction::Ingress {
         match crate::mitigation::judge_syn(staged, slot, now) {
             SynVerdict::Pass => {}

@@ -6,7 +6,6 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::generated::bpf_ktime_get_ns,
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
@@ -57,7 +56,7 @@ pub fn write(key: &FlowKey, state: &FlowState, settled: Settled, now: u64) {
     let counters = unsafe { &mut *counters };
     let admitted = match (RECORD_CONFIG.get(0), RECORD_BUDGET.get_ptr_mut(0)) {
         // SAFETY: per-CPU value, only this CPU touches it during the run.
-        (Some(cfg), Some(budget)) => unsafe { (*budget).take(cfg, crate::half_open::coarse_now()) },
+        (Some(cfg), Some(budget)) => unsafe { (*budget).take(cfg, crate::clock::coarse_now()) },
         _ => false,
     };
     if !admitted {
@@ -74,12 +73,7 @@ pub fn write(key: &FlowKey, state: &FlowState, settled: Settled, now: u64) {
             initiator as u8,
         ),
     };
-    let ts_ns = if now == 0 {
-        // SAFETY: no preconditions.
-        unsafe { bpf_ktime_get_ns() }
-    } else {
-        now
-    };
+    let ts_ns = if now == 0 { crate::clock::now() } else { now };
     let record = FlowRecord {
         key: *key,
         state: *state,

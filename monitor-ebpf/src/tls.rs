@@ -8,7 +8,6 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::generated::bpf_ktime_get_ns,
     macros::map,
     maps::{Array, PerCpuArray, RingBuf},
 };
@@ -163,8 +162,7 @@ pub fn inspect<V: PacketView + LoadBytes>(
     h.direction = direction as u8;
     h.kind = kind;
     h.segment = segment;
-    // SAFETY: no preconditions.
-    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.ts_ns = crate::clock::now();
     if kind != chunk_kind::ALERT && wanted > len {
         remember(
             chunk_seq.wrapping_add(len),
@@ -321,8 +319,7 @@ fn load_head<V: LoadBytes>(pkt: &V, offset: u32) -> Option<[u8; 6]> {
 fn take_budget() -> bool {
     match (TLS_BUDGET.get_ptr_mut(0), TLS_CONFIG.get(0)) {
         // SAFETY: per-CPU value, only this CPU touches it during the run.
-        // SAFETY: no preconditions for the clock.
-        (Some(budget), Some(cfg)) => unsafe { (*budget).take(cfg, bpf_ktime_get_ns()) },
+        (Some(budget), Some(cfg)) => unsafe { (*budget).take(cfg, crate::clock::now()) },
         _ => false,
     }
 }

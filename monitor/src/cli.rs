@@ -63,6 +63,10 @@ pub enum Command {
     /// Stream the running daemon's handshake records as they are made,
     /// filtered (docs/records.md#watch); until interrupted.
     Watch(WatchArgs),
+    /// Run capture files (pcap, pcapng) through the kernel programs, with
+    /// the daemon's outputs: events, metrics, a summary (docs/replay.md).
+    /// Attaches nothing.
+    Replay(Box<crate::replay::args::ReplayArgs>),
     /// Add, remove or list blocks in the running daemon's blocklist.
     Block {
         #[command(subcommand)]
@@ -291,7 +295,7 @@ impl RunArgs {
     }
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;

@@ -18,7 +18,6 @@ use crate::{
     },
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
-    flows::{FlowTracker, monotonic_ns},
     http, interfaces, kernel_state,
     loader::{Attachment, LoadSettings, Programs, btf::KERNEL_BTF_PATH, links, pins},
     metrics,
@@ -28,12 +27,14 @@ use crate::{
     records::{self, hub::Hub, timeouts::TimeoutBatch},
     signals,
     status::StatusSource,
+    sweep::{self, Followers},
     syncookies::{Syncookies, metrics::SyncookieCollector},
     tls_capture::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
         reassembly::ReassemblyStats,
     },
+    {clock::monotonic_ns, flows::FlowTracker},
 };
 
 pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
@@ -222,12 +223,12 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_flows(
         tracker,
         Arc::clone(&detector),
-        Watch {
+        Followers {
             mitigation: Arc::clone(&mitigation),
-            cookies,
+            cookies: Some(cookies),
             board: board_for_mitigation,
-            timeouts: records.timeouts,
         },
+        records.timeouts,
         stop_rx.clone(),
     ));
     let server = tokio::spawn(http::serve(
@@ -341,25 +342,17 @@ fn named_interfaces(attachments: &[Attachment]) -> Vec<(String, u32)> {
         .collect()
 }
 
-/// What the sweep's followers need: the mitigation, where floods fire,
-/// and where timed-out handshakes go for their records.
-struct Watch {
-    mitigation: Arc<Mutex<Mitigation>>,
-    cookies: Arc<Mutex<Syncookies>>,
-    board: AlertBoard,
-    timeouts: tokio::sync::mpsc::Sender<TimeoutBatch>,
-}
-
-/// Once a second: end the handshakes past their timeout, measure the
-/// table, run the flood detector, then the mitigation (expiry, offenders).
-/// The walk is blocking map syscalls, so it runs off the async thread.
+/// Once a second: the shared sweep ([`sweep::once`]), its timeouts to the
+/// records. The walk is blocking map syscalls, so it runs off the async
+/// thread.
 async fn sweep_flows(
     tracker: Arc<Mutex<FlowTracker>>,
     detector: Arc<Mutex<Detector>>,
-    watch: Watch,
+    followers: Followers,
+    timeouts: tokio::sync::mpsc::Sender<TimeoutBatch>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let watch = Arc::new(watch);
+    let followers = Arc::new(followers);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -369,27 +362,11 @@ async fn sweep_flows(
         }
         let tracker = Arc::clone(&tracker);
         let detector = Arc::clone(&detector);
-        let watch = Arc::clone(&watch);
+        let followers = Arc::clone(&followers);
+        let timeouts = timeouts.clone();
         let swept = tokio::task::spawn_blocking(move || {
-            let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-            let now_ns = monotonic_ns();
-            let swept = tracker.sweep(now_ns);
-            let _ = watch.timeouts.try_send(timeout_batch(&mut tracker, now_ns));
-            // Then the flood test, on counters as fresh as the sweep's.
-            detector
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .tick(&tracker);
-            let flooded = watch.board.firing_interfaces(crate::detector::SYN_FLOOD);
-            let mut mitigation = watch.mitigation.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(err) = mitigation.tick(&flooded) {
-                tracing::warn!("mitigation tick failed: {err}");
-            }
-            drop(mitigation);
-            let mut cookies = watch.cookies.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(err) = cookies.tick(&flooded, std::time::Instant::now()) {
-                tracing::warn!("SYN-cookie tick failed: {err}");
-            }
+            let (swept, batch) = sweep::once(&tracker, &detector, &followers, monotonic_ns());
+            let _ = timeouts.try_send(batch);
             swept
         })
         .await;
@@ -398,18 +375,6 @@ async fn sweep_flows(
             Ok(Err(err)) => tracing::warn!("sweeping the flow table failed: {err}"),
             Err(err) => tracing::warn!("the flow table sweep panicked: {err}"),
         }
-    }
-}
-
-/// The handshakes the sweep found timed out, for their records.
-fn timeout_batch(tracker: &mut FlowTracker, now_ns: u64) -> TimeoutBatch {
-    let fresh = tracker.take_fresh_timeouts();
-    TimeoutBatch {
-        expired: fresh.expired,
-        overflow: fresh.overflow,
-        total_timeouts: tracker.totals().timed_out.values().sum(),
-        now_ns,
-        timeout_ns: tracker.settings().handshake_timeout.as_nanos() as u64,
     }
 }
 
@@ -442,7 +407,6 @@ async fn start_tls_capture(
         )))
         .context("registering the TLS capture metrics")?;
     let pipeline = Pipeline::new(metrics, sink, slot_names(attachments)).with_records(records);
-    Ok(tokio::spawn(tls_capture::run(
-        maps.ring, pipeline, reassembly, stop,
-    )))
+    let capture = tls_capture::Capture::new(pipeline, reassembly);
+    Ok(tokio::spawn(tls_capture::run(maps.ring, capture, stop)))
 }

@@ -52,6 +52,8 @@ impl EventsTarget {
 pub struct EventSink {
     tx: Option<mpsc::Sender<String>>,
     pub stats: Arc<EventStats>,
+    /// Wait for room instead of dropping (see [`EventSink::lossless`]).
+    wait: bool,
 }
 
 #[derive(Default)]
@@ -66,7 +68,16 @@ impl EventSink {
         Self {
             tx: None,
             stats: Arc::default(),
+            wait: false,
         }
+    }
+
+    /// A sink whose `send` waits for room rather than drop a line: for a
+    /// replay, which has nobody to keep pace with but must lose nothing.
+    /// `send` may then only be called off the async threads.
+    pub fn lossless(mut self) -> Self {
+        self.wait = true;
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -76,7 +87,12 @@ impl EventSink {
     /// Queues one line (without its newline); never waits.
     pub fn send(&self, line: String) {
         let Some(tx) = &self.tx else { return };
-        if tx.try_send(line).is_err() {
+        let sent = if self.wait {
+            tx.blocking_send(line).is_ok()
+        } else {
+            tx.try_send(line).is_ok()
+        };
+        if !sent {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -84,6 +100,14 @@ impl EventSink {
 
 /// Opens the target and starts the writer task.
 pub async fn start(target: &EventsTarget) -> Result<EventSink, EventsError> {
+    open(target).await.map(|(sink, _)| sink)
+}
+
+/// [`start`], with the writer task's handle: it ends once every clone of
+/// the sink is dropped and all they sent is written.
+pub async fn open(
+    target: &EventsTarget,
+) -> Result<(EventSink, tokio::task::JoinHandle<()>), EventsError> {
     let out: Box<dyn AsyncWrite + Send + Unpin> = match target {
         EventsTarget::Stdout => Box::new(tokio::io::stdout()),
         EventsTarget::File(path) => {
@@ -101,11 +125,13 @@ pub async fn start(target: &EventsTarget) -> Result<EventSink, EventsError> {
     };
     let (tx, rx) = mpsc::channel(QUEUE_LINES);
     let stats = Arc::new(EventStats::default());
-    tokio::spawn(write_lines(rx, BufWriter::new(out), Arc::clone(&stats)));
-    Ok(EventSink {
+    let writer = tokio::spawn(write_lines(rx, BufWriter::new(out), Arc::clone(&stats)));
+    let sink = EventSink {
         tx: Some(tx),
         stats,
-    })
+        wait: false,
+    };
+    Ok((sink, writer))
 }
 
 async fn write_lines(
@@ -304,6 +330,7 @@ mod tests {
         let sink = EventSink {
             tx: Some(tx),
             stats: Arc::default(),
+            wait: false,
         };
         sink.send("a".into());
         sink.send("b".into());

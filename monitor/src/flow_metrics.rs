@@ -13,8 +13,8 @@ use prometheus::{
 };
 
 use crate::{
-    flows::{FlowTracker, monotonic_ns},
     promfam::{Family, desc},
+    {clock::monotonic_ns, flows::FlowTracker},
 };
 
 const HANDSHAKES: &str = "handshake_tcp_handshakes_total";

@@ -148,7 +148,7 @@ impl FlowTracker {
             slots,
             ports,
             last_fill: None,
-            last_sweep_ns: monotonic_ns(),
+            last_sweep_ns: crate::clock::monotonic_ns(),
             fresh: FreshTimeouts::default(),
         })
     }
@@ -288,17 +288,6 @@ impl FlowTracker {
         values.iter().for_each(|v| sum.accumulate(v));
         Ok(sum)
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock `bpf_ktime_get_ns` reads.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The address in a kernel key or event: IPv4 in the first 4 of 16 bytes.

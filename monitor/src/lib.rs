@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod detector;
@@ -26,8 +27,10 @@ pub mod privilege;
 pub mod promfam;
 pub mod records;
 pub mod reload;
+pub mod replay;
 pub mod signals;
 pub mod status;
+pub mod sweep;
 pub mod syncookies;
 pub mod tls;
 pub mod tls_capture;

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err),
             }
         }
+        Command::Replay(args) => replay(*args),
         Command::Block {
             action,
             control_socket,
@@ -93,6 +94,29 @@ fn run(args: RunArgs) -> ExitCode {
     };
     match runtime.block_on(monitor::daemon::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Exit status: 0 when every file was replayed to its end, 2 when some
+/// could not be read to its end (what could be read was replayed), 130
+/// when interrupted, 1 on any other error.
+fn replay(args: monitor::replay::args::ReplayArgs) -> ExitCode {
+    monitor::cli::init_logging(&args.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("handshake-monitor: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(monitor::replay::run(args)) {
+        Ok(monitor::replay::Ending::Complete) => ExitCode::SUCCESS,
+        Ok(monitor::replay::Ending::FileErrors) => ExitCode::from(2),
+        Ok(monitor::replay::Ending::Interrupted) => ExitCode::from(130),
         Err(err) => fail(&err),
     }
 }

@@ -77,7 +77,7 @@ impl StatusSource {
     /// With `self.tracker` and the mitigation locked by the caller, in
     /// that order (the flow sweep's: the other would deadlock with it).
     pub fn read(&self, tracker: &FlowTracker, mitigation: &Mitigation) -> Status {
-        let now_ns = crate::flows::monotonic_ns();
+        let now_ns = crate::clock::monotonic_ns();
         let entries = mitigation.policy().entries().unwrap_or_default();
         let blocks = |wanted| {
             entries

@@ -234,7 +234,7 @@ fn past_1024_pending_records_the_oldest_are_evicted_visibly() {
     assert_eq!(c.reassembly("evicted"), EXTRA as f64);
     assert_eq!(c.reassembly("completed"), 0.0);
     // The rest expire after 5 s of the oldest's first chunk.
-    r.expire(monitor::flows::monotonic_ns() + PENDING_TIMEOUT_NS + 1);
+    r.expire(monitor::clock::monotonic_ns() + PENDING_TIMEOUT_NS + 1);
     c.drain(&mut r);
     assert_eq!(r.pending(), 0);
     assert_eq!(c.reassembly("expired"), MAX_PENDING as f64);

@@ -63,13 +63,13 @@ fn refused_syns_are_noted_per_source_and_read_in_place() {
     let quiet = [198, 18, 0, 9];
     refuse(&mut h, quiet, 22);
     refuse(&mut h, quiet, 22);
-    let scanners = watcher.scanners(monitor::flows::monotonic_ns());
+    let scanners = watcher.scanners(monitor::clock::monotonic_ns());
     assert_eq!(scanners.len(), 1, "{scanners:?}");
     let s = &scanners[0];
     assert_eq!(s.source.to_string(), "198.18.0.1");
     assert_eq!((s.slot, s.probes), (h.slot, 40));
     assert!(s.distinct_ports >= 20.0, "{s:?}");
     // Past the window, nothing is a scan any more.
-    let later = monitor::flows::monotonic_ns() + Duration::from_secs(11).as_nanos() as u64;
+    let later = monitor::clock::monotonic_ns() + Duration::from_secs(11).as_nanos() as u64;
     assert!(watcher.scanners(later).is_empty());
 }

@@ -139,7 +139,7 @@ impl Detector {
         let Some(scan) = self.scan.as_mut() else {
             return;
         };
-        let scanners = scan.scanners(crate::flows::monotonic_ns());
+        let scanners = scan.scanners(crate::clock::monotonic_ns());
         for (interface, slot) in self.interfaces.clone() {
             let mine: Vec<&Scanner> = scanners.iter().filter(|s| s.slot == slot).collect();
             let (firing, quiet) = self.scanning.entry(slot).or_insert((false, 0));
@@ -215,7 +215,7 @@ impl Detector {
         }
         let mut line = JsonObject::new()
             .str("type", "alert")
-            .str("ts", &rfc3339(wall_time(crate::flows::monotonic_ns())))
+            .str("ts", &rfc3339(wall_time(crate::clock::monotonic_ns())))
             .str("alertname", alertname)
             .str("state", state)
             .str("interface", &key.interface)

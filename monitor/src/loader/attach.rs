@@ -22,6 +22,8 @@ pub enum XdpAttachMode {
     Native,
     /// In the stack after skb allocation: slower, works on any device.
     Generic,
+    /// Attached nowhere: a replay runs frames through BPF_PROG_TEST_RUN.
+    TestRun,
 }
 
 impl XdpAttachMode {
@@ -29,6 +31,7 @@ impl XdpAttachMode {
         match self {
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::TestRun => "test_run",
         }
     }
 }
@@ -40,6 +43,8 @@ pub enum TcAttachMode {
     Tcx,
     /// clsact qdisc filter on older kernels.
     Clsact,
+    /// Attached nowhere: a replay runs frames through BPF_PROG_TEST_RUN.
+    TestRun,
 }
 
 impl TcAttachMode {
@@ -47,6 +52,7 @@ impl TcAttachMode {
         match self {
             Self::Tcx => "tcx",
             Self::Clsact => "clsact",
+            Self::TestRun => "test_run",
         }
     }
 }

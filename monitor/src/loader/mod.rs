@@ -15,6 +15,7 @@ pub mod links;
 pub mod map_batch;
 pub mod mmap;
 pub mod pins;
+pub mod replay;
 mod settings;
 
 use std::{
@@ -53,6 +54,17 @@ const FLOWS_MAP: &str = "FLOWS";
 pub const HALF_OPEN_MAP: &str = "HALF_OPEN";
 const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
 const TLS_CONFIG_MAP: &str = "TLS_CONFIG";
+/// The programs' clock switch, a frozen global (`monitor-ebpf/src/clock.rs`).
+const REPLAY_GLOBAL: &str = "REPLAY";
+
+/// Which clock the programs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    /// The kernel's: live on interfaces.
+    Kernel,
+    /// The replayed capture's, written by [`replay::ReplayClock`].
+    Capture,
+}
 
 #[derive(Debug, Error)]
 pub enum EbpfError {
@@ -70,6 +82,12 @@ pub enum EbpfError {
     Missing {
         kind: &'static str,
         name: &'static str,
+    },
+    #[error("running a frame through {program} (BPF_PROG_TEST_RUN)")]
+    TestRun {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
     },
     #[error("pinned state: {0}")]
     Pins(String),
@@ -150,10 +168,6 @@ impl Programs {
         pin_dir: Option<&Path>,
         persist: bool,
     ) -> Result<Self, EbpfError> {
-        let mut loader = EbpfLoader::new();
-        loader.map_max_entries(FLOWS_MAP, settings.flow_table_size);
-        let flow_config = settings.kernel_config();
-        loader.map_max_entries(HALF_OPEN_MAP, flow_config.slots());
         let names = match pin_dir {
             Some(_) => pins::names_to_pin(persist).map_err(|e| EbpfError::Pins(e.to_string()))?,
             None => Vec::new(),
@@ -166,9 +180,30 @@ impl Programs {
                     .collect()
             })
             .unwrap_or_default();
-        for (name, path) in &pins {
+        let mut programs = Self::load_object(settings, &pins, Clock::Kernel)?;
+        if persist && let Some(dir) = pin_dir {
+            programs.adopt_slots()?;
+            programs.links = Some(pins::links_dir(dir));
+        }
+        Ok(programs)
+    }
+
+    /// Loads the object with maps pinned at `pins`; `clock` is frozen into
+    /// the programs (see `monitor-ebpf/src/clock.rs`).
+    fn load_object(
+        settings: &LoadSettings,
+        pins: &[(&str, PathBuf)],
+        clock: Clock,
+    ) -> Result<Self, EbpfError> {
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries(FLOWS_MAP, settings.flow_table_size);
+        let flow_config = settings.kernel_config();
+        loader.map_max_entries(HALF_OPEN_MAP, flow_config.slots());
+        for (name, path) in pins {
             loader.map_pin_path(name, path.as_path());
         }
+        let replay = u8::from(clock == Clock::Capture);
+        loader.override_global(REPLAY_GLOBAL, &replay, true);
         // The cookie ACK program's kfunc call, resolved here (aya cannot).
         let kfunc = kfunc::assign_reqsk_id(Path::new(btf::KERNEL_BTF_PATH));
         let (object, _) = kfunc::patch(EBPF_OBJECT, kfunc);
@@ -181,17 +216,12 @@ impl Programs {
         tc_program(&mut ebpf)?
             .load()
             .map_err(load_err(TC_PROGRAM))?;
-        let mut programs = Self {
+        Ok(Self {
             ebpf,
             slots: vec![IfindexSlot::default(); IFINDEX_TABLE_SIZE as usize],
             links: None,
             new_pins: Vec::new(),
-        };
-        if persist && let Some(dir) = pin_dir {
-            programs.adopt_slots()?;
-            programs.links = Some(pins::links_dir(dir));
-        }
-        Ok(programs)
+        })
     }
 
     /// With a pinned slot table, the slots an earlier run gave interfaces:

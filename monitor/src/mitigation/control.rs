@@ -25,10 +25,10 @@ use tokio::{
 };
 
 use super::{Mitigation, cidr::Cidr, origin_name, policy::Listed};
-use crate::flows::{FlowTracker, monotonic_ns};
 use crate::records::hub::Hub;
 use crate::status::StatusSource;
 use crate::watch::{filter::WatchFilter, filter::WatchRequest, stream};
+use crate::{clock::monotonic_ns, flows::FlowTracker};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -97,7 +97,7 @@ impl Collector for MitigationCollector {
             let on = each == m.settings().mode;
             mode.add(&[("mode", each.name())], if on { 1.0 } else { 0.0 });
         }
-        let now = crate::flows::monotonic_ns();
+        let now = crate::clock::monotonic_ns();
         let entries = m.policy().entries().unwrap_or_default();
         let mut blocks = Family::gauge(BLOCKS.0, BLOCKS.1);
         for (label, wanted) in [("manual", origin::MANUAL), ("auto", origin::AUTO)] {

@@ -26,8 +26,8 @@ use crate::loader::pins::POLICY_MAP;
 
 const POLICY_FILTER_MAP: &str = "HM_POLICY_FILTER";
 use crate::{
+    clock::monotonic_ns,
     events::{EventSink, JsonObject},
-    flows::monotonic_ns,
     loader::{EbpfError, Programs},
     tls_capture::wallclock::{rfc3339, wall_time},
 };

@@ -20,7 +20,9 @@ use std::net::IpAddr;
 
 use monitor_common::flow::{FlowKey, Role};
 
-pub use task::{RecordInputs, RecordSettings, start};
+pub use task::{
+    DRAIN_INTERVAL, RecordCore, RecordInputs, RecordParts, RecordSettings, prepare, start,
+};
 
 use crate::{
     flows::ip_addr,

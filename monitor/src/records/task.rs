@@ -29,10 +29,10 @@ use super::{
     render,
     timeouts::{Timeout, TimeoutBatch, summarize},
 };
-use crate::{events::EventSink, flows::monotonic_ns, loader::Programs};
+use crate::{clock::monotonic_ns, events::EventSink, loader::Programs};
 
 /// Below the ring's wake-up threshold, this timer drains it.
-const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Hellos queued from the TLS capture before new ones are dropped.
 const HELLO_QUEUE: usize = 4096;
 
@@ -51,16 +51,25 @@ pub struct RecordInputs {
     pub timeouts: mpsc::Sender<TimeoutBatch>,
 }
 
-/// Sets the budget, registers the metrics and starts the task.
-pub fn start(
+/// What the records are made of, before the task runs them: the daemon
+/// spawns [`run`] on it; a replay drives it frame by frame.
+pub struct RecordParts {
+    pub inputs: RecordInputs,
+    pub ring: RingBuf<MapData>,
+    pub core: RecordCore,
+    pub hellos: mpsc::Receiver<FlowHello>,
+    pub timeouts: mpsc::Receiver<TimeoutBatch>,
+}
+
+/// Sets the budget and registers the metrics.
+pub fn prepare(
     programs: &mut Programs,
     settings: RecordSettings,
     interfaces: HashMap<u8, String>,
     sink: EventSink,
     hub: Hub,
     registry: &Registry,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<(RecordInputs, JoinHandle<()>)> {
+) -> anyhow::Result<RecordParts> {
     let budget = RateLimit {
         per_sec_per_cpu: settings.per_sec_per_cpu,
         burst: settings.per_sec_per_cpu,
@@ -87,14 +96,34 @@ pub fn start(
         totals,
         reported_timeouts: 0,
     };
-    let task = tokio::spawn(run(ring, writer, hello_rx, timeout_rx, stop));
-    Ok((
-        RecordInputs {
+    Ok(RecordParts {
+        inputs: RecordInputs {
             hellos: hello_tx,
             timeouts: timeout_tx,
         },
-        task,
-    ))
+        ring,
+        core: RecordCore {
+            writer,
+            out: Vec::new(),
+        },
+        hellos: hello_rx,
+        timeouts: timeout_rx,
+    })
+}
+
+/// [`prepare`], and the task started.
+pub fn start(
+    programs: &mut Programs,
+    settings: RecordSettings,
+    interfaces: HashMap<u8, String>,
+    sink: EventSink,
+    hub: Hub,
+    registry: &Registry,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(RecordInputs, JoinHandle<()>)> {
+    let parts = prepare(programs, settings, interfaces, sink, hub, registry)?;
+    let inputs = parts.inputs.clone();
+    Ok((inputs, tokio::spawn(run(parts, stop))))
 }
 
 struct Writer {
@@ -109,13 +138,56 @@ struct Writer {
     reported_timeouts: u64,
 }
 
-async fn run(
-    ring: RingBuf<MapData>,
-    mut writer: Writer,
-    mut hellos: mpsc::Receiver<FlowHello>,
-    mut timeouts: mpsc::Receiver<TimeoutBatch>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The joining and writing of records, whoever drives it.
+pub struct RecordCore {
+    writer: Writer,
+    out: Vec<Finished>,
+}
+
+impl RecordCore {
+    /// Takes what the kernel wrote to the ring and writes what is finished.
+    pub fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        drain(ring, &mut self.writer.joiner, &mut self.out);
+        self.writer.write_all(&mut self.out);
+    }
+
+    /// A hello from the TLS capture, for its flow's record.
+    pub fn hello(&mut self, hello: FlowHello) {
+        self.writer
+            .joiner
+            .hello(hello, monotonic_ns(), &mut self.out);
+        self.writer.write_all(&mut self.out);
+    }
+
+    /// The sweep's timed-out handshakes, after what the ring holds.
+    pub fn timeouts(&mut self, ring: &mut RingBuf<MapData>, batch: &TimeoutBatch) {
+        self.drain(ring);
+        self.writer.timeouts(batch);
+    }
+
+    /// Writes the records whose hold for hellos is over.
+    pub fn expire(&mut self, ring: &mut RingBuf<MapData>) {
+        drain(ring, &mut self.writer.joiner, &mut self.out);
+        self.writer.joiner.expire(monotonic_ns(), &mut self.out);
+        self.writer.write_all(&mut self.out);
+    }
+
+    /// The end: everything held is written as it is.
+    pub fn finish(&mut self, ring: &mut RingBuf<MapData>) {
+        drain(ring, &mut self.writer.joiner, &mut self.out);
+        self.writer.joiner.flush(&mut self.out);
+        self.writer.write_all(&mut self.out);
+    }
+}
+
+async fn run(parts: RecordParts, mut stop: watch::Receiver<bool>) {
+    let RecordParts {
+        ring,
+        mut core,
+        mut hellos,
+        mut timeouts,
+        ..
+    } = parts;
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns
     // the RingBuf, and always reports that same fd.
     let registered = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) };
@@ -127,12 +199,11 @@ async fn run(
         }
     };
     let mut tick = tokio::time::interval(DRAIN_INTERVAL);
-    let mut out = Vec::new();
     loop {
         tokio::select! {
             guard = ring.readable_mut() => match guard {
                 Ok(mut guard) => {
-                    drain(guard.get_inner_mut(), &mut writer.joiner, &mut out);
+                    core.drain(guard.get_inner_mut());
                     guard.clear_ready();
                 }
                 Err(err) => {
@@ -140,26 +211,14 @@ async fn run(
                     return;
                 }
             },
-            Some(hello) = hellos.recv() => {
-                writer.joiner.hello(hello, monotonic_ns(), &mut out);
-            }
-            Some(batch) = timeouts.recv() => {
-                drain(ring.get_mut(), &mut writer.joiner, &mut out);
-                writer.write_all(&mut out);
-                writer.timeouts(&batch);
-            }
-            _ = tick.tick() => {
-                drain(ring.get_mut(), &mut writer.joiner, &mut out);
-                writer.joiner.expire(monotonic_ns(), &mut out);
-            }
+            Some(hello) = hellos.recv() => core.hello(hello),
+            Some(batch) = timeouts.recv() => core.timeouts(ring.get_mut(), &batch),
+            _ = tick.tick() => core.expire(ring.get_mut()),
             _ = stop.changed() => {
-                drain(ring.get_mut(), &mut writer.joiner, &mut out);
-                writer.joiner.flush(&mut out);
-                writer.write_all(&mut out);
+                core.finish(ring.get_mut());
                 return;
             }
         }
-        writer.write_all(&mut out);
     }
 }
 

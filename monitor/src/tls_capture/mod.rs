@@ -40,15 +40,50 @@ impl CaptureMaps {
 
 /// The kernel wakes the reader only past a fill threshold; below it, this
 /// timer drains what has accumulated.
-const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Drains the ring buffer until `stop`, feeding `pipeline`.
-pub async fn run(
-    ring: RingBuf<MapData>,
-    mut pipeline: Pipeline,
+/// Reassembly and the pipeline behind it, whoever drains the ring: the
+/// daemon's task, or a replay frame by frame.
+pub struct Capture {
+    reassembler: Reassembler,
+    pipeline: Pipeline,
     stats: Arc<Mutex<ReassemblyStats>>,
-    mut stop: watch::Receiver<bool>,
-) {
+}
+
+impl Capture {
+    pub fn new(pipeline: Pipeline, stats: Arc<Mutex<ReassemblyStats>>) -> Self {
+        Self {
+            reassembler: Reassembler::new(),
+            pipeline,
+            stats,
+        }
+    }
+
+    /// Takes every chunk the kernel wrote and handles the hellos they
+    /// complete.
+    pub fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            let Some((header, data)) = split_chunk(&item) else {
+                continue;
+            };
+            if let Some(done) = self.reassembler.push(header, data) {
+                self.pipeline.handle(done);
+            }
+        }
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.reassembler.stats;
+    }
+
+    /// Drains, then forgets partial hellos and unanswered ClientHellos
+    /// past their time.
+    pub fn expire(&mut self, ring: &mut RingBuf<MapData>) {
+        self.drain(ring);
+        self.reassembler.expire(crate::clock::monotonic_ns());
+        self.pipeline.expire();
+    }
+}
+
+/// Drains the ring buffer until `stop`, feeding `capture`.
+pub async fn run(ring: RingBuf<MapData>, mut capture: Capture, mut stop: watch::Receiver<bool>) {
     // SAFETY: the RingBuf owns its map fd for as long as the AsyncFd owns
     // the RingBuf, and always reports that same fd.
     let registered = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) };
@@ -59,13 +94,12 @@ pub async fn run(
             return;
         }
     };
-    let mut reassembler = Reassembler::new();
     let mut tick = tokio::time::interval(DRAIN_INTERVAL);
     loop {
         tokio::select! {
             guard = ring.readable_mut() => match guard {
                 Ok(mut guard) => {
-                    drain(guard.get_inner_mut(), &mut reassembler, &mut pipeline);
+                    capture.drain(guard.get_inner_mut());
                     guard.clear_ready();
                 }
                 Err(err) => {
@@ -73,24 +107,8 @@ pub async fn run(
                     return;
                 }
             },
-            _ = tick.tick() => {
-                drain(ring.get_mut(), &mut reassembler, &mut pipeline);
-                reassembler.expire(crate::flows::monotonic_ns());
-                pipeline.expire();
-            }
+            _ = tick.tick() => capture.expire(ring.get_mut()),
             _ = stop.changed() => return,
-        }
-        *stats.lock().unwrap_or_else(|p| p.into_inner()) = reassembler.stats;
-    }
-}
-
-fn drain(ring: &mut RingBuf<MapData>, reassembler: &mut Reassembler, pipeline: &mut Pipeline) {
-    while let Some(item) = ring.next() {
-        let Some((header, data)) = split_chunk(&item) else {
-            continue;
-        };
-        if let Some(done) = reassembler.push(header, data) {
-            pipeline.handle(done);
         }
     }
 }

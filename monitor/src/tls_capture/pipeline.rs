@@ -205,7 +205,7 @@ impl Pipeline {
 
     /// Forgets ClientHellos whose ServerHello never came.
     pub fn expire(&mut self) {
-        let now = crate::flows::monotonic_ns();
+        let now = crate::clock::monotonic_ns();
         self.awaiting
             .retain(|_, (ts, _)| now.saturating_sub(*ts) <= AWAIT_NS);
     }

@@ -1,16 +1,9 @@
 //! Event timestamps: the kernel stamps with CLOCK_MONOTONIC; the events log
 //! wants wall-clock RFC 3339.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Wall-clock time of a `bpf_ktime_get_ns` stamp.
-pub fn wall_time(ts_ns: u64) -> SystemTime {
-    let now = crate::flows::monotonic_ns();
-    if ts_ns > now {
-        return SystemTime::now() + Duration::from_nanos(ts_ns - now);
-    }
-    SystemTime::now() - Duration::from_nanos(now - ts_ns)
-}
+pub use crate::clock::wall_time;
 
 /// `2026-11-21T23:59:01.123456Z`
 pub fn rfc3339(t: SystemTime) -> String {
@@ -44,6 +37,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -19,6 +19,7 @@ pub mod openssl;
 pub mod privilege;
 pub mod prom;
 pub mod rawtcp;
+pub mod replay;
 pub mod sockets;
 pub mod testrun;
 pub mod traffic;

@@ -36,6 +36,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "turning a veth peer's GRO on and off in the SYN-cookie guard tests",
     ),
     (
+        "tcpdump",
+        "capturing lab traffic for the replay-agrees-with-live tests",
+    ),
+    (
         "python3-yaml",
         "parsing the Kubernetes manifests in the deploy/kubernetes test",
     ),

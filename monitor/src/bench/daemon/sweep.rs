@@ -14,9 +14,12 @@ use monitor_common::{
 
 use crate::{
     bench::{live::lab::pin_to_cpu, programs_for_bench},
-    flows::{FILL_INTERVAL, FlowSettings, FlowTracker, monotonic_ns},
     loader::Programs,
     ports::PortSettings,
+    {
+        clock::monotonic_ns,
+        flows::{FILL_INTERVAL, FlowSettings, FlowTracker},
+    },
 };
 
 pub struct FullTables {

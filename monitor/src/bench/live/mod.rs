@@ -250,7 +250,7 @@ fn fill(generator: &mut Programs, monitor: &mut Programs, rx_if: &str) -> anyhow
     pump(generator, 2 * u64::from(capacity))?;
     let table = crate::half_open::HalfOpenTable::take(monitor)?;
     let mut used = 0u64;
-    table.scan(crate::flows::monotonic_ns(), u64::MAX, |_, _| used += 1);
+    table.scan(crate::clock::monotonic_ns(), u64::MAX, |_, _| used += 1);
     let partition = table.slots() as u64 / aya::util::nr_cpus().map_or(1, |n| n as u64);
     if used < partition * 9 / 10 {
         bail!("the fill left {used} handshakes in a partition of {partition} slots on {rx_if}");

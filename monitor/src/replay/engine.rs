@@ -1,0 +1,376 @@
+//! The replay's engine: the daemon's parts (flow tracker, detector,
+//! mitigation, TLS capture, records, metrics) wired as `run` wires them,
+//! but driven by the capture: each frame sets the clock, runs through a
+//! program, and the rings are drained behind it; the daemon's timers fire
+//! at their deadlines on the capture's clock.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use monitor_common::counters::Direction;
+use prometheus::Registry;
+use tokio::sync::mpsc;
+
+use super::local::{LocalSide, Route};
+use crate::{
+    cli::RunArgs,
+    clock,
+    detector::{AlertBoard, AlertCollector, Detector, scan::ScanWatcher},
+    events::EventSink,
+    flow_metrics::FlowCollector,
+    flows::FlowTracker,
+    interfaces::Interface,
+    loader::{
+        Attachment, EbpfError, LoadSettings, Programs, TcAttachMode, XdpAttachMode,
+        replay::ReplayClock,
+    },
+    metrics,
+    mitigation::{Mitigation, metrics::MitigationCollector},
+    records::{self, FlowHello, RecordCore, hub::Hub},
+    sweep::{self, Followers},
+    tls_capture::{
+        self, Capture, CaptureMaps, Pipeline,
+        metrics::{CaptureCollector, TlsMetrics},
+        reassembly::ReassemblyStats,
+    },
+};
+
+/// Test runs take ifindex 1 (the loopback of the caller's namespace); the
+/// replay registers it under the name the metrics and events carry.
+const TEST_RUN_IFINDEX: u32 = 1;
+/// The largest frame BPF_PROG_TEST_RUN takes for an XDP program without
+/// fragments: a page less XDP's headroom and the skb_shared_info tail.
+pub const MAX_FRAME: usize = 4096 - 256 - 320;
+const TC_ACT_SHOT: u32 = 2;
+const SWEEP_PERIOD_NS: u64 = 1_000_000_000;
+const TLS_PERIOD_NS: u64 = tls_capture::DRAIN_INTERVAL.as_nanos() as u64;
+const RECORDS_PERIOD_NS: u64 = records::DRAIN_INTERVAL.as_nanos() as u64;
+/// Sweeps run one by one through an idle gap up to this many; past it the
+/// rest of the gap is one sweep (nothing happens in it but time).
+const MAX_SWEEPS_PER_GAP: u64 = 600;
+
+/// Verdicts and skips, frame by frame.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub ingress: u64,
+    pub egress: u64,
+    /// Program verdicts by name (`xdp_pass`, `xdp_drop`, `tc_ok`, ...).
+    pub verdicts: BTreeMap<String, u64>,
+    /// Frames not run, by reason.
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    pub fn skip(&mut self, reason: &'static str) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+
+    fn verdict(&mut self, direction: Direction, verdict: u32) {
+        let name = match (direction, verdict) {
+            (Direction::Ingress, 0) => "xdp_aborted",
+            (Direction::Ingress, 1) => "xdp_drop",
+            (Direction::Ingress, 2) => "xdp_pass",
+            (Direction::Ingress, 3) => "xdp_tx",
+            (Direction::Ingress, 4) => "xdp_redirect",
+            (Direction::Egress, 0) => "tc_ok",
+            (Direction::Egress, TC_ACT_SHOT) => "tc_shot",
+            (Direction::Egress, u32::MAX) => "tc_unspec",
+            (Direction::Ingress, _) => "xdp_other",
+            (Direction::Egress, _) => "tc_other",
+        };
+        match direction {
+            Direction::Ingress => self.ingress += 1,
+            Direction::Egress => self.egress += 1,
+        }
+        *self.verdicts.entry(name.to_string()).or_default() += 1;
+    }
+}
+
+/// When each of the daemon's periodic jobs is next due.
+struct Deadlines {
+    sweep: u64,
+    tls: u64,
+    records: u64,
+}
+
+pub struct Engine {
+    programs: Programs,
+    clock: ReplayClock,
+    tracker: Arc<Mutex<FlowTracker>>,
+    detector: Arc<Mutex<Detector>>,
+    followers: Followers,
+    tls_ring: RingBuf<MapData>,
+    capture: Capture,
+    record_ring: RingBuf<MapData>,
+    records: RecordCore,
+    hellos: mpsc::Receiver<FlowHello>,
+    registry: Registry,
+    local: LocalSide,
+    handshake_timeout: Duration,
+    /// The programs' clock: the latest capture time seen (never backwards).
+    now: Option<u64>,
+    due: Deadlines,
+    pub tally: Tally,
+}
+
+impl Engine {
+    /// Loads the programs for a replay and wires the daemon's parts to
+    /// them, with `args`' settings, under interface name `iface`.
+    pub fn new(
+        args: &RunArgs,
+        iface: &str,
+        local: LocalSide,
+        sink: EventSink,
+    ) -> anyhow::Result<Self> {
+        let flow_settings = args.flow_settings();
+        let (mut programs, clock) = Programs::load_for_replay(&LoadSettings::from(&flow_settings))
+            .context("loading the programs for the replay")?;
+        let interface = Interface {
+            name: iface.to_string(),
+            ifindex: TEST_RUN_IFINDEX,
+        };
+        let slot = programs.register(&interface)?;
+        let attachment = Attachment {
+            iface: interface,
+            slot,
+            xdp: XdpAttachMode::TestRun,
+            tc: TcAttachMode::TestRun,
+        };
+        let named = vec![(iface.to_string(), slot)];
+        let slot_names: HashMap<u8, String> = HashMap::from([(slot as u8, iface.to_string())]);
+        let registry = metrics::registry(programs.take_counters()?, &[attachment])
+            .context("registering metrics")?;
+        let tracker = Arc::new(Mutex::new(FlowTracker::new(
+            &mut programs,
+            flow_settings,
+            args.port_settings(),
+            vec![slot],
+        )?));
+        registry.register(Box::new(FlowCollector::new(
+            Arc::clone(&tracker),
+            named.clone(),
+        )))?;
+        let mitigation = Arc::new(Mutex::new(
+            Mitigation::start(
+                &mut programs,
+                args.mitigation.clone(),
+                named.clone(),
+                sink.clone(),
+            )
+            .context("starting the SYN-flood mitigation")?,
+        ));
+        registry.register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))?;
+        let board = AlertBoard::default();
+        registry.register(Box::new(AlertCollector::new(board.clone())))?;
+        let scans = ScanWatcher::new(&mut programs, args.scan)?;
+        let detector = Arc::new(Mutex::new(
+            Detector::new(args.detector, named, board.clone(), sink.clone())
+                .with_scan_watcher(scans),
+        ));
+        let parts = records::prepare(
+            &mut programs,
+            args.record_settings(),
+            slot_names.clone(),
+            sink.clone(),
+            Hub::new(),
+            &registry,
+        )?;
+        programs.set_tls_budget(args.tls_hellos_per_sec, args.tls_hellos_per_sec.min(2_000))?;
+        let maps = CaptureMaps::take(&mut programs)?;
+        let tls = TlsMetrics::register(&registry).context("registering the TLS metrics")?;
+        let reassembly = Arc::new(Mutex::new(ReassemblyStats::default()));
+        registry.register(Box::new(CaptureCollector::new(
+            maps.counters,
+            Arc::clone(&reassembly),
+            Arc::clone(&sink.stats),
+        )))?;
+        let pipeline = Pipeline::new(tls, sink, slot_names).with_records(parts.inputs.hellos);
+        Ok(Self {
+            programs,
+            clock,
+            tracker,
+            detector,
+            followers: Followers {
+                mitigation,
+                cookies: None,
+                board,
+            },
+            tls_ring: maps.ring,
+            capture: Capture::new(pipeline, reassembly),
+            record_ring: parts.ring,
+            records: parts.core,
+            hellos: parts.hellos,
+            registry,
+            local,
+            handshake_timeout: args.handshake_timeout,
+            now: None,
+            due: Deadlines {
+                sweep: 0,
+                tls: 0,
+                records: 0,
+            },
+            tally: Tally::default(),
+        })
+    }
+
+    pub fn local(&self) -> &LocalSide {
+        &self.local
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The capture time of the latest frame.
+    pub fn now(&self) -> Option<u64> {
+        self.now
+    }
+
+    /// Runs one Ethernet frame captured at `ts_ns`.
+    pub fn frame(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), EbpfError> {
+        let now = match self.now {
+            Some(previous) => ts_ns.max(previous),
+            None => {
+                self.due = Deadlines {
+                    sweep: ts_ns + SWEEP_PERIOD_NS,
+                    tls: ts_ns + TLS_PERIOD_NS,
+                    records: ts_ns + RECORDS_PERIOD_NS,
+                };
+                ts_ns
+            }
+        };
+        self.run_timers(now);
+        self.set_time(now)?;
+        if frame.len() > MAX_FRAME {
+            self.tally.skip("oversized");
+            return Ok(());
+        }
+        match self.local.route(frame) {
+            Route::Ingress => {
+                self.run(Direction::Ingress, frame)?;
+            }
+            Route::Egress => {
+                self.run(Direction::Egress, frame)?;
+            }
+            Route::Both => {
+                // Dropped on its way out, a frame never comes back in.
+                if self.run(Direction::Egress, frame)? != Some(TC_ACT_SHOT) {
+                    self.run(Direction::Ingress, frame)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One program run and what it left in the rings; the verdict, or
+    /// none when the kernel refused the frame.
+    fn run(&mut self, direction: Direction, frame: &[u8]) -> Result<Option<u32>, EbpfError> {
+        let verdict = match self.programs.run_frame(direction, frame) {
+            Ok(verdict) => {
+                self.tally.verdict(direction, verdict);
+                Some(verdict)
+            }
+            Err(EbpfError::TestRun { source, .. }) if is_refusal(&source) => {
+                self.tally.skip("refused_by_kernel");
+                None
+            }
+            Err(err) => return Err(err),
+        };
+        self.drain();
+        Ok(verdict)
+    }
+
+    /// The end of the input: time runs on, frameless, past the handshake
+    /// timeout (as if the capture had gone on silent), so handshakes left
+    /// open end as timed out the way the live daemon reports them; then
+    /// everything held is written.
+    pub fn finish(&mut self) {
+        self.drain();
+        if let Some(last) = self.now {
+            let end = last + self.handshake_timeout.as_nanos() as u64 + 2 * SWEEP_PERIOD_NS;
+            self.run_timers(end);
+            clock::set_capture_time(end);
+            self.now = Some(end);
+        }
+        self.drain();
+        self.records.finish(&mut self.record_ring);
+    }
+
+    fn set_time(&mut self, now: u64) -> Result<(), EbpfError> {
+        self.now = Some(now);
+        clock::set_capture_time(now);
+        self.clock.set(now)
+    }
+
+    /// What the kernel wrote while the frame ran: TLS chunks, the hellos
+    /// they complete, records.
+    fn drain(&mut self) {
+        self.capture.drain(&mut self.tls_ring);
+        while let Ok(hello) = self.hellos.try_recv() {
+            self.records.hello(hello);
+        }
+        self.records.drain(&mut self.record_ring);
+    }
+
+    /// Fires every periodic job due up to `now`, each at its deadline.
+    fn run_timers(&mut self, now: u64) {
+        let mut sweeps = 0;
+        loop {
+            let next = self.due.sweep.min(self.due.tls).min(self.due.records);
+            if next > now {
+                return;
+            }
+            clock::set_capture_time(next);
+            if next == self.due.tls {
+                self.capture.expire(&mut self.tls_ring);
+                self.due.tls = next_after(self.due.tls, TLS_PERIOD_NS, now);
+            } else if next == self.due.records {
+                self.drain();
+                self.records.expire(&mut self.record_ring);
+                self.due.records = next_after(self.due.records, RECORDS_PERIOD_NS, now);
+            } else {
+                self.drain();
+                self.sweep(next);
+                sweeps += 1;
+                self.due.sweep += SWEEP_PERIOD_NS;
+                if sweeps == MAX_SWEEPS_PER_GAP && self.due.sweep <= now {
+                    // The rest of a long idle gap: one sweep at its end.
+                    self.due.sweep += (now - self.due.sweep) / SWEEP_PERIOD_NS * SWEEP_PERIOD_NS;
+                }
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        let (swept, batch) = sweep::once(&self.tracker, &self.detector, &self.followers, now);
+        if let Err(err) = swept {
+            tracing::warn!("sweeping the flow table failed: {err}");
+        }
+        self.records.timeouts(&mut self.record_ring, &batch);
+    }
+}
+
+/// The deadline after `due` that follows `now`: the jobs that only expire
+/// old state run once for a whole gap.
+fn next_after(due: u64, period: u64, now: u64) -> u64 {
+    if now < due + period {
+        return due + period;
+    }
+    due + (now - due) / period * period + period
+}
+
+/// The kernel's refusal to run a frame (its size or form), not a failure
+/// of the replay.
+fn is_refusal(err: &aya::programs::ProgramError) -> bool {
+    match err {
+        aya::programs::ProgramError::SyscallError(e) => {
+            matches!(e.io_error.raw_os_error(), Some(libc::EINVAL | libc::E2BIG))
+        }
+        _ => false,
+    }
+}
