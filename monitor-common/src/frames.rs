@@ -93,6 +93,31 @@ impl TcpFrame {
         Self::new(Ip::v4(), flags)
     }
 
+    /// An IPv4 segment `src:ports.0 -> dst:ports.1` with its sequence and
+    /// acknowledgement numbers.
+    pub fn v4_segment(
+        src: [u8; 4],
+        dst: [u8; 4],
+        ports: (u16, u16),
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    ) -> Self {
+        let ip = Ip::V4 {
+            src,
+            dst,
+            options: Vec::new(),
+            more_fragments: false,
+        };
+        Self {
+            src_port: ports.0,
+            dst_port: ports.1,
+            seq,
+            ack,
+            ..Self::new(ip, flags)
+        }
+    }
+
     pub fn v6(flags: u8) -> Self {
         Self::new(Ip::v6(), flags)
     }

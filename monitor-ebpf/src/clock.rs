@@ -15,9 +15,12 @@ use aya_ebpf::{
 #[unsafe(no_mangle)]
 static REPLAY: u8 = 0;
 
+/// `BPF_F_MMAPABLE`: the replay writes the time in place.
+const MMAPABLE: u32 = 1 << 10;
+
 /// The replayed frame's capture time, ns since the Unix epoch.
 #[map]
-static REPLAY_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
+static REPLAY_CLOCK: Array<u64> = Array::with_max_entries(1, MMAPABLE);
 
 #[inline(always)]
 fn replaying() -> bool {

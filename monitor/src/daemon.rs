@@ -34,7 +34,10 @@ use crate::{
         metrics::{CaptureCollector, TlsMetrics},
         reassembly::ReassemblyStats,
     },
-    {clock::monotonic_ns, flows::FlowTracker},
+    {
+        clock::monotonic_ns,
+        flows::{Activity, FlowTracker},
+    },
 };
 
 pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
@@ -365,7 +368,13 @@ async fn sweep_flows(
         let followers = Arc::clone(&followers);
         let timeouts = timeouts.clone();
         let swept = tokio::task::spawn_blocking(move || {
-            let (swept, batch) = sweep::once(&tracker, &detector, &followers, monotonic_ns());
+            let (swept, batch) = sweep::once(
+                &tracker,
+                &detector,
+                &followers,
+                monotonic_ns(),
+                Activity::Unknown,
+            );
             let _ = timeouts.try_send(batch);
             swept
         })

@@ -121,7 +121,11 @@ pub struct FlowTracker {
     totals: SweepTotals,
     slots: Vec<u32>,
     ports: PortTracker,
-    last_fill: Option<Instant>,
+    /// When the flow table was last counted, on the programs' clock.
+    last_fill_ns: Option<u64>,
+    /// The earliest moment a handshake half-open at the last scan times
+    /// out (u64::MAX: none was).
+    next_expiry_ns: u64,
     /// CLOCK_MONOTONIC of the last sweep: a slot that expired since is
     /// fresh.
     last_sweep_ns: u64,
@@ -147,7 +151,8 @@ impl FlowTracker {
             settings,
             slots,
             ports,
-            last_fill: None,
+            last_fill_ns: None,
+            next_expiry_ns: 0,
             last_sweep_ns: crate::clock::monotonic_ns(),
             fresh: FreshTimeouts::default(),
         })
@@ -174,13 +179,26 @@ impl FlowTracker {
     /// [`FILL_INTERVAL`]) the flow table's entries. `now_ns` is
     /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`.
     pub fn sweep(&mut self, now_ns: u64) -> io::Result<()> {
+        self.sweep_after(now_ns, Activity::Unknown)
+    }
+
+    /// [`FlowTracker::sweep`], knowing whether the programs ran since the
+    /// last one: a replay's idle stretch skips the table scan while no
+    /// handshake it holds can have timed out (nothing else changes it).
+    pub fn sweep_after(&mut self, now_ns: u64, activity: Activity) -> io::Result<()> {
         let started = Instant::now();
         let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
+        if activity == Activity::NoneSinceLastSweep && now_ns < self.next_expiry_ns {
+            self.last_sweep_ns = now_ns;
+            self.totals.last_duration = started.elapsed();
+            return Ok(());
+        }
         let mut half_open: HashMap<(u32, Role), u64> = HashMap::new();
         let mut port_half_open: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
         let mut expired: HashMap<(u32, Role), u64> = HashMap::new();
         let mut port_expired: HashMap<(u32, Role, PortLabel), u64> = HashMap::new();
         let mut used = 0u64;
+        let mut next_expiry = u64::MAX;
         let ports = &self.ports;
         let fresh = &mut self.fresh;
         let since = self.last_sweep_ns;
@@ -193,6 +211,9 @@ impl FlowTracker {
                 } else {
                     fresh.overflow += 1;
                 }
+            }
+            if age == Age::Live {
+                next_expiry = next_expiry.min(entry.state.syn_ns.saturating_add(timeout_ns));
             }
             let role = entry.state.role();
             let id = (u32::from(entry.key.slot), role);
@@ -224,16 +245,18 @@ impl FlowTracker {
         self.totals.port_timed_out = port_expired;
         self.totals.half_open_slots_used = used;
         self.last_sweep_ns = now_ns;
+        self.next_expiry_ns = next_expiry;
         self.ports.maybe_rebalance()?;
         // A small table costs one batch to count: counted every time.
         let small = self.totals.entries < BATCH as u64;
+        let fill_ns = FILL_INTERVAL.as_nanos() as u64;
         if small
             || self
-                .last_fill
-                .is_none_or(|at| at.elapsed() >= FILL_INTERVAL)
+                .last_fill_ns
+                .is_none_or(|at| now_ns.saturating_sub(at) >= fill_ns)
         {
             self.count_entries()?;
-            self.last_fill = Some(Instant::now());
+            self.last_fill_ns = Some(now_ns);
         }
         self.totals.last_duration = started.elapsed();
         Ok(())
@@ -288,6 +311,14 @@ impl FlowTracker {
         values.iter().for_each(|v| sum.accumulate(v));
         Ok(sum)
     }
+}
+
+/// Whether the programs ran between two sweeps, as far as the caller
+/// knows: live it never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Unknown,
+    NoneSinceLastSweep,
 }
 
 /// The address in a kernel key or event: IPv4 in the first 4 of 16 bytes.

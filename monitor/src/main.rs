@@ -82,15 +82,8 @@ fn main() -> ExitCode {
 
 fn run(args: RunArgs) -> ExitCode {
     monitor::cli::init_logging(&args.log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("handshake-monitor: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(monitor::daemon::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,22 +95,31 @@ fn run(args: RunArgs) -> ExitCode {
 /// could not be read to its end (what could be read was replayed), 130
 /// when interrupted, 1 on any other error.
 fn replay(args: monitor::replay::args::ReplayArgs) -> ExitCode {
+    use monitor::replay::Ending;
     monitor::cli::init_logging(&args.log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    match runtime.block_on(monitor::replay::run(args)) {
+        Ok(Ending::Complete) => ExitCode::SUCCESS,
+        Ok(Ending::FileErrors) => ExitCode::from(2),
+        Ok(Ending::Interrupted) => ExitCode::from(130),
+        Err(err) => fail(&err),
+    }
+}
+
+/// The single-threaded runtime both long-running commands use; None (said
+/// on stderr) if it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(err) => {
             eprintln!("handshake-monitor: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            None
         }
-    };
-    match runtime.block_on(monitor::replay::run(args)) {
-        Ok(monitor::replay::Ending::Complete) => ExitCode::SUCCESS,
-        Ok(monitor::replay::Ending::FileErrors) => ExitCode::from(2),
-        Ok(monitor::replay::Ending::Interrupted) => ExitCode::from(130),
-        Err(err) => fail(&err),
     }
 }
 

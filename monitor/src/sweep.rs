@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     detector::{AlertBoard, Detector, SYN_FLOOD},
-    flows::FlowTracker,
+    flows::{Activity, FlowTracker},
     mitigation::Mitigation,
     records::timeouts::TimeoutBatch,
     syncookies::Syncookies,
@@ -30,9 +30,10 @@ pub fn once(
     detector: &Mutex<Detector>,
     followers: &Followers,
     now_ns: u64,
+    activity: Activity,
 ) -> (io::Result<()>, TimeoutBatch) {
     let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-    let swept = tracker.sweep(now_ns);
+    let swept = tracker.sweep_after(now_ns, activity);
     let batch = timeout_batch(&mut tracker, now_ns);
     // Then the flood test, on counters as fresh as the sweep's.
     detector

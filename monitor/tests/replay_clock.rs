@@ -24,7 +24,7 @@ use monitor_common::{
     classify::tcp_flags::{ACK, SYN},
     counters::Direction,
     flow::RateLimit,
-    frames::{CLIENT_V4, Ip, SERVER_V4, TcpFrame},
+    frames::{CLIENT_V4, SERVER_V4, TcpFrame},
     record::{FlowRecord, RecordKind},
 };
 
@@ -46,19 +46,11 @@ fn record_ring(programs: &mut Programs) -> RingBuf<MapData> {
 }
 
 fn segment(to_server: bool, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
-    let mut frame = TcpFrame::v4(flags);
-    let (src, dst, sport, dport) = if to_server {
-        (CLIENT_V4, SERVER_V4, 40_000, 443)
+    let frame = if to_server {
+        TcpFrame::v4_segment(CLIENT_V4, SERVER_V4, (40_000, 443), flags, seq, ack)
     } else {
-        (SERVER_V4, CLIENT_V4, 443, 40_000)
+        TcpFrame::v4_segment(SERVER_V4, CLIENT_V4, (443, 40_000), flags, seq, ack)
     };
-    frame.ip = Ip::V4 {
-        src,
-        dst,
-        options: Vec::new(),
-        more_fragments: false,
-    };
-    (frame.src_port, frame.dst_port, frame.seq, frame.ack) = (sport, dport, seq, ack);
     frame.build()
 }
 
@@ -84,7 +76,7 @@ fn a_replayed_handshake_carries_the_capture_times() {
         ),
     ];
     for (offset, direction, frame) in &steps {
-        clock.set(t0 + offset).expect("set the clock");
+        clock.set(t0 + offset);
         programs.run_frame(*direction, frame).expect("test run");
     }
     let item = ring.next().expect("a record for the completed handshake");

@@ -21,7 +21,7 @@ use monitor_common::{
     classify::tcp_flags::{ACK, FIN, RST, SYN},
     counters::Direction,
     flow::{Anomaly, CloseKind, HandshakeCounters, Initiator, Role, Untracked, close_index},
-    frames::{CLIENT_V4, Ip, SERVER_V4, TcpFrame},
+    frames::{CLIENT_V4, SERVER_V4, TcpFrame},
     histogram::HistogramKind,
 };
 
@@ -73,19 +73,25 @@ impl Lab {
         seq: u32,
         ack: u32,
     ) {
-        let mut frame = TcpFrame::v4(flags);
-        let (src, dst, sport, dport) = if to_server {
-            (CLIENT_V4, SERVER_V4, client_port, SERVER_PORT)
+        let frame = if to_server {
+            TcpFrame::v4_segment(
+                CLIENT_V4,
+                SERVER_V4,
+                (client_port, SERVER_PORT),
+                flags,
+                seq,
+                ack,
+            )
         } else {
-            (SERVER_V4, CLIENT_V4, SERVER_PORT, client_port)
+            TcpFrame::v4_segment(
+                SERVER_V4,
+                CLIENT_V4,
+                (SERVER_PORT, client_port),
+                flags,
+                seq,
+                ack,
+            )
         };
-        frame.ip = Ip::V4 {
-            src,
-            dst,
-            options: Vec::new(),
-            more_fragments: false,
-        };
-        (frame.src_port, frame.dst_port, frame.seq, frame.ack) = (sport, dport, seq, ack);
         let bytes = frame.build();
         let opts = TestRunOptions {
             data_in: Some(&bytes),

@@ -11,7 +11,9 @@
 //!   scrape time and resident memory of the daemon side;
 //! - [`flood`]: a random-source SYN flood against a real server with the
 //!   real daemon in each mode: host and daemon CPU, in-place ns per SYN,
-//!   a real client's latency.
+//!   a real client's latency;
+//! - [`replay`]: `handshake-monitor replay`'s frames per second against
+//!   reading the same capture file.
 
 mod cases;
 mod configured;
@@ -23,6 +25,7 @@ pub(crate) mod live;
 mod mitigation;
 mod procstat;
 mod readback;
+mod replay;
 mod testrun;
 
 use std::fmt::Write as _;
@@ -51,7 +54,7 @@ pub struct Figure {
 }
 
 /// The parts of the bench, in the order they run.
-pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood"];
+pub const SECTIONS: &[&str] = &["xdp", "tc", "live", "daemon", "flood", "replay"];
 
 /// The middle value; of an even count, the mean of the middle two.
 fn median(mut values: Vec<f64>) -> f64 {
@@ -61,6 +64,18 @@ fn median(mut values: Vec<f64>) -> f64 {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     } else {
         values[n / 2]
+    }
+}
+
+/// A figure from (value, baseline) pairs, one per round: the medians of
+/// each and of their ratios.
+fn paired(name: &str, unit: &'static str, rounds: &[(f64, f64)]) -> Figure {
+    Figure {
+        name: name.into(),
+        unit,
+        value: median(rounds.iter().map(|r| r.0).collect()),
+        baseline: median(rounds.iter().map(|r| r.1).collect()),
+        ratio: median(rounds.iter().map(|r| r.0 / r.1).collect()),
     }
 }
 
@@ -93,6 +108,9 @@ pub fn run(rounds: usize, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     }
     if wanted("flood") {
         figures.extend(timed("flood", &|| flood::run(rounds)).context("flood_host figures")?);
+    }
+    if wanted("replay") {
+        figures.extend(timed("replay", &|| replay::run(rounds)).context("replay figures")?);
     }
     Ok(figures)
 }

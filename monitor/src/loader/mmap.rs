@@ -32,6 +32,14 @@ impl<T: Copy> MappedArray<T> {
     /// Takes the array map `name` out of the loaded object and maps it.
     /// `T` must be exactly its value type (plain integers).
     pub fn take(programs: &mut Programs, name: &'static str) -> Result<Self, EbpfError> {
+        Self::map(programs, name, libc::PROT_READ)
+    }
+
+    fn map(
+        programs: &mut Programs,
+        name: &'static str,
+        protection: libc::c_int,
+    ) -> Result<Self, EbpfError> {
         let data = match programs.ebpf_mut().take_map(name) {
             Some(Map::Array(data)) => data,
             _ => {
@@ -61,7 +69,7 @@ impl<T: Copy> MappedArray<T> {
             libc::mmap(
                 std::ptr::null_mut(),
                 mapped_len,
-                libc::PROT_READ,
+                protection,
                 libc::MAP_SHARED,
                 fd,
                 0,
@@ -112,6 +120,29 @@ impl<T: Copy> MappedArray<T> {
         // SAFETY: in bounds of the mapping; `T` is plain integers, so any
         // bit pattern is valid.
         unsafe { self.base.as_ptr().add(i).read_volatile() }
+    }
+}
+
+/// An mmapable array map the daemon writes in place: a value the programs
+/// read per packet, set without a syscall.
+pub struct WritableArray<T>(MappedArray<T>);
+
+// SAFETY: the mapping moves with its owner; writes need `&mut self`.
+unsafe impl<T: Copy + Send> Send for WritableArray<T> {}
+
+impl<T: Copy> WritableArray<T> {
+    /// [`MappedArray::take`], mapped writable.
+    pub fn take(programs: &mut Programs, name: &'static str) -> Result<Self, EbpfError> {
+        MappedArray::map(programs, name, libc::PROT_READ | libc::PROT_WRITE).map(Self)
+    }
+
+    /// Sets entry `i`. The programs may read it meanwhile: a read racing
+    /// the write sees the old or the new value of an aligned integer.
+    pub fn set(&mut self, i: usize, value: T) {
+        assert!(i < self.0.len);
+        // SAFETY: in bounds of a writable shared mapping; `T` is plain
+        // integers; volatile, since the kernel reads it behind our back.
+        unsafe { self.0.base.as_ptr().add(i).write_volatile(value) }
     }
 }
 

@@ -3,28 +3,24 @@
 //! BPF_PROG_TEST_RUN. Nothing is attached and nothing is pinned, so the
 //! kernel frees everything when the process ends, however it ends.
 
-use aya::{
-    maps::{Array, MapData},
-    programs::{TestRun as _, TestRunOptions},
-};
+use aya::programs::{TestRun as _, TestRunOptions};
 use monitor_common::counters::Direction;
 
-use super::{Clock, EbpfError, LoadSettings, Programs};
+use super::{Clock, EbpfError, LoadSettings, Programs, mmap::WritableArray};
 
 const REPLAY_CLOCK_MAP: &str = "REPLAY_CLOCK";
 
-/// The time the programs read: the replayed frame's capture time.
+/// The time the programs read: the replayed frame's capture time, in a
+/// one-entry mmapable array written in place (a map update per frame
+/// would cost as much as the frame's own run).
 pub struct ReplayClock {
-    map: Array<MapData, u64>,
+    map: WritableArray<u64>,
 }
 
 impl ReplayClock {
     /// Sets the programs' clock (ns since the Unix epoch).
-    pub fn set(&mut self, ns: u64) -> Result<(), EbpfError> {
-        self.map.set(0, ns, 0).map_err(|source| EbpfError::Map {
-            map: REPLAY_CLOCK_MAP,
-            source,
-        })
+    pub fn set(&mut self, ns: u64) {
+        self.map.set(0, ns);
     }
 }
 
@@ -34,7 +30,7 @@ impl Programs {
     pub fn load_for_replay(settings: &LoadSettings) -> Result<(Self, ReplayClock), EbpfError> {
         let mut programs = Self::load_object(settings, &[], Clock::Capture)?;
         let clock = ReplayClock {
-            map: programs.take_map(REPLAY_CLOCK_MAP)?,
+            map: WritableArray::take(&mut programs, REPLAY_CLOCK_MAP)?,
         };
         Ok((programs, clock))
     }

@@ -5,7 +5,7 @@
 //! at their deadlines on the capture's clock.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,14 +16,18 @@ use monitor_common::counters::Direction;
 use prometheus::Registry;
 use tokio::sync::mpsc;
 
-use super::local::{LocalSide, Route};
+pub use super::tally::Tally;
+use super::{
+    local::{LocalSide, Route},
+    tally::TC_ACT_SHOT,
+};
 use crate::{
     cli::RunArgs,
     clock,
     detector::{AlertBoard, AlertCollector, Detector, scan::ScanWatcher},
     events::EventSink,
     flow_metrics::FlowCollector,
-    flows::FlowTracker,
+    flows::{Activity, FlowTracker},
     interfaces::Interface,
     loader::{
         Attachment, EbpfError, LoadSettings, Programs, TcAttachMode, XdpAttachMode,
@@ -46,50 +50,12 @@ const TEST_RUN_IFINDEX: u32 = 1;
 /// The largest frame BPF_PROG_TEST_RUN takes for an XDP program without
 /// fragments: a page less XDP's headroom and the skb_shared_info tail.
 pub const MAX_FRAME: usize = 4096 - 256 - 320;
-const TC_ACT_SHOT: u32 = 2;
 const SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 const TLS_PERIOD_NS: u64 = tls_capture::DRAIN_INTERVAL.as_nanos() as u64;
 const RECORDS_PERIOD_NS: u64 = records::DRAIN_INTERVAL.as_nanos() as u64;
 /// Sweeps run one by one through an idle gap up to this many; past it the
 /// rest of the gap is one sweep (nothing happens in it but time).
 const MAX_SWEEPS_PER_GAP: u64 = 600;
-
-/// Verdicts and skips, frame by frame.
-#[derive(Debug, Default, Clone)]
-pub struct Tally {
-    pub ingress: u64,
-    pub egress: u64,
-    /// Program verdicts by name (`xdp_pass`, `xdp_drop`, `tc_ok`, ...).
-    pub verdicts: BTreeMap<String, u64>,
-    /// Frames not run, by reason.
-    pub skipped: BTreeMap<&'static str, u64>,
-}
-
-impl Tally {
-    pub fn skip(&mut self, reason: &'static str) {
-        *self.skipped.entry(reason).or_default() += 1;
-    }
-
-    fn verdict(&mut self, direction: Direction, verdict: u32) {
-        let name = match (direction, verdict) {
-            (Direction::Ingress, 0) => "xdp_aborted",
-            (Direction::Ingress, 1) => "xdp_drop",
-            (Direction::Ingress, 2) => "xdp_pass",
-            (Direction::Ingress, 3) => "xdp_tx",
-            (Direction::Ingress, 4) => "xdp_redirect",
-            (Direction::Egress, 0) => "tc_ok",
-            (Direction::Egress, TC_ACT_SHOT) => "tc_shot",
-            (Direction::Egress, u32::MAX) => "tc_unspec",
-            (Direction::Ingress, _) => "xdp_other",
-            (Direction::Egress, _) => "tc_other",
-        };
-        match direction {
-            Direction::Ingress => self.ingress += 1,
-            Direction::Egress => self.egress += 1,
-        }
-        *self.verdicts.entry(name.to_string()).or_default() += 1;
-    }
-}
 
 /// When each of the daemon's periodic jobs is next due.
 struct Deadlines {
@@ -115,6 +81,8 @@ pub struct Engine {
     /// The programs' clock: the latest capture time seen (never backwards).
     now: Option<u64>,
     due: Deadlines,
+    /// Whether a program ran since the last sweep.
+    ran_since_sweep: bool,
     pub tally: Tally,
 }
 
@@ -214,6 +182,7 @@ impl Engine {
                 tls: 0,
                 records: 0,
             },
+            ran_since_sweep: false,
             tally: Tally::default(),
         })
     }
@@ -245,7 +214,7 @@ impl Engine {
             }
         };
         self.run_timers(now);
-        self.set_time(now)?;
+        self.set_time(now);
         if frame.len() > MAX_FRAME {
             self.tally.skip("oversized");
             return Ok(());
@@ -270,6 +239,7 @@ impl Engine {
     /// One program run and what it left in the rings; the verdict, or
     /// none when the kernel refused the frame.
     fn run(&mut self, direction: Direction, frame: &[u8]) -> Result<Option<u32>, EbpfError> {
+        self.ran_since_sweep = true;
         let verdict = match self.programs.run_frame(direction, frame) {
             Ok(verdict) => {
                 self.tally.verdict(direction, verdict);
@@ -301,10 +271,10 @@ impl Engine {
         self.records.finish(&mut self.record_ring);
     }
 
-    fn set_time(&mut self, now: u64) -> Result<(), EbpfError> {
+    fn set_time(&mut self, now: u64) {
         self.now = Some(now);
         clock::set_capture_time(now);
-        self.clock.set(now)
+        self.clock.set(now);
     }
 
     /// What the kernel wrote while the frame ran: TLS chunks, the hellos
@@ -328,40 +298,44 @@ impl Engine {
             clock::set_capture_time(next);
             if next == self.due.tls {
                 self.capture.expire(&mut self.tls_ring);
-                self.due.tls = next_after(self.due.tls, TLS_PERIOD_NS, now);
+                self.due.tls += TLS_PERIOD_NS;
             } else if next == self.due.records {
                 self.drain();
                 self.records.expire(&mut self.record_ring);
-                self.due.records = next_after(self.due.records, RECORDS_PERIOD_NS, now);
+                self.due.records += RECORDS_PERIOD_NS;
             } else {
                 self.drain();
                 self.sweep(next);
                 sweeps += 1;
                 self.due.sweep += SWEEP_PERIOD_NS;
                 if sweeps == MAX_SWEEPS_PER_GAP && self.due.sweep <= now {
-                    // The rest of a long idle gap: one sweep at its end.
+                    // The rest of a long idle gap: each job once, at its end.
                     self.due.sweep += (now - self.due.sweep) / SWEEP_PERIOD_NS * SWEEP_PERIOD_NS;
+                    self.due.tls = self.due.sweep;
+                    self.due.records = self.due.sweep;
                 }
             }
         }
     }
 
     fn sweep(&mut self, now: u64) {
-        let (swept, batch) = sweep::once(&self.tracker, &self.detector, &self.followers, now);
+        let activity = if std::mem::take(&mut self.ran_since_sweep) {
+            Activity::Unknown
+        } else {
+            Activity::NoneSinceLastSweep
+        };
+        let (swept, batch) = sweep::once(
+            &self.tracker,
+            &self.detector,
+            &self.followers,
+            now,
+            activity,
+        );
         if let Err(err) = swept {
             tracing::warn!("sweeping the flow table failed: {err}");
         }
         self.records.timeouts(&mut self.record_ring, &batch);
     }
-}
-
-/// The deadline after `due` that follows `now`: the jobs that only expire
-/// old state run once for a whole gap.
-fn next_after(due: u64, period: u64, now: u64) -> u64 {
-    if now < due + period {
-        return due + period;
-    }
-    due + (now - due) / period * period + period
 }
 
 /// The kernel's refusal to run a frame (its size or form), not a failure

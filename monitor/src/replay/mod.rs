@@ -8,5 +8,6 @@ pub mod local;
 pub mod pcap_write;
 mod run;
 mod summary;
+pub mod tally;
 
 pub use run::{Ending, run};

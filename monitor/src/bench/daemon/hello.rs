@@ -78,5 +78,5 @@ pub fn round() -> anyhow::Result<(f64, f64)> {
 }
 
 pub fn figure(rounds: &[(f64, f64)]) -> Figure {
-    super::paired("client_hello_parse_fingerprint", "hellos/s", rounds)
+    crate::bench::paired("client_hello_parse_fingerprint", "hellos/s", rounds)
 }

@@ -15,16 +15,6 @@ const SCRAPE_TARGET_MS: f64 = 50.0;
 const RSS_TARGET_MIB: f64 = 64.0;
 
 /// A figure from per-round (value, baseline) pairs.
-fn paired(name: &str, unit: &'static str, rounds: &[(f64, f64)]) -> Figure {
-    Figure {
-        name: name.into(),
-        unit,
-        value: median(rounds.iter().map(|r| r.0).collect()),
-        baseline: median(rounds.iter().map(|r| r.1).collect()),
-        ratio: median(rounds.iter().map(|r| r.0 / r.1).collect()),
-    }
-}
-
 fn against_target(name: &str, unit: &'static str, value: f64, target: f64) -> Figure {
     Figure {
         name: name.into(),

@@ -37,7 +37,7 @@ use super::{
     daemon_proc::Daemon,
     inplace::{RunStats, Stats, program_info},
     live::lab::{enter, pin_to_cpu, run_in},
-    median, procstat, readback,
+    procstat, readback,
 };
 use crate::loader::Programs;
 
@@ -269,17 +269,6 @@ pub fn run(rounds: usize) -> anyhow::Result<Vec<Figure>> {
     Ok(figures(&quiet, &runs))
 }
 
-/// Medians over rounds of (value, baseline) pairs, and of their ratios.
-fn paired(name: String, unit: &'static str, pairs: Vec<(f64, f64)>) -> Figure {
-    Figure {
-        name,
-        unit,
-        value: median(pairs.iter().map(|p| p.0).collect()),
-        baseline: median(pairs.iter().map(|p| p.1).collect()),
-        ratio: median(pairs.iter().map(|p| p.0 / p.1).collect()),
-    }
-}
-
 fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
     let none = &runs[0];
     let pairs = |of: &[Run], base: &[Run], f: &dyn Fn(&Run) -> f64| -> Vec<(f64, f64)> {
@@ -389,4 +378,9 @@ fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
         flood_figures(&mut out, name, mine);
     }
     out
+}
+
+/// [`super::paired`] for the figures built here from collected pairs.
+fn paired(name: String, unit: &'static str, pairs: Vec<(f64, f64)>) -> Figure {
+    super::paired(&name, unit, &pairs)
 }
