@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod daemon;
 pub mod detector;
 pub mod events;

@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     io,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use aya::maps::{Array, MapData, PerCpuArray};
@@ -75,7 +75,8 @@ pub struct PortTracker {
     baselines: HashMap<(u32, Role, u8), PortCounters>,
     /// Sketch counts at the last rebalance, to measure the window.
     last_counts: HashMap<u16, u64>,
-    last_rebalance: Instant,
+    /// The last re-choice, on the programs' clock.
+    last_rebalance_ns: u64,
     iface_slots: Vec<u32>,
 }
 
@@ -94,7 +95,7 @@ impl PortTracker {
             automatic: BTreeSet::new(),
             baselines: HashMap::new(),
             last_counts: HashMap::new(),
-            last_rebalance: Instant::now(),
+            last_rebalance_ns: crate::clock::monotonic_ns(),
             iface_slots,
         };
         for port in tracker.settings.configured.clone() {
@@ -194,10 +195,12 @@ impl PortTracker {
     /// busiest by SYNs in the last window; an automatic port keeps its slot
     /// unless a busier one needs it.
     pub fn maybe_rebalance(&mut self) -> io::Result<()> {
-        if self.last_rebalance.elapsed() < self.settings.rebalance_interval {
+        let now = crate::clock::monotonic_ns();
+        let interval = self.settings.rebalance_interval.as_nanos() as u64;
+        if now.saturating_sub(self.last_rebalance_ns) < interval {
             return Ok(());
         }
-        self.last_rebalance = Instant::now();
+        self.last_rebalance_ns = now;
         let counts = self.sketch_counts()?;
         let mut window: Vec<(u64, bool, u16)> = counts
             .iter()

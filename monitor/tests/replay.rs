@@ -291,6 +291,27 @@ fn the_replay_of_a_capture_agrees_with_the_live_daemon() {
         replayed.stderr
     );
 
+    // Every captured frame ran, through one program or the other.
+    let out = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&capture)
+        .output()
+        .expect("tcpdump -r");
+    let captured = String::from_utf8_lossy(&out.stdout).lines().count() as f64;
+    let ran: f64 = ["xdp_pass", "tc_unspec"]
+        .iter()
+        .map(|r| {
+            support::prom::value(
+                &replayed.metrics,
+                "handshake_replay_frames_total",
+                &[("result", r)],
+            )
+            .unwrap_or(0.0)
+        })
+        .sum();
+    assert!(captured > 400.0, "{captured} frames captured");
+    assert_eq!(ran, captured, "{}", replayed.stderr);
+
     // The traffic did what it was meant to: 7 connections (2 HTTP, 1
     // HTTPS, 2 s_client, the HRR, the small MTU), 4 resets (the closed
     // port, hping3's own 3), the 300 spoofed SYNs timed out.

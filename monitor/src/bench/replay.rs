@@ -27,6 +27,8 @@ use crate::{
 
 /// Connections in the capture, 10 frames each.
 const CONNECTIONS: u32 = 10_000;
+/// 2026-12-07T00:00:00Z, the capture's first frame.
+const CAPTURE_START_NS: u64 = 1_796_601_600_000_000_000;
 /// The floor for ordinary traffic on one core.
 pub const TARGET_FRAMES_PER_SEC: f64 = 200_000.0;
 
@@ -91,7 +93,13 @@ fn read_only(path: &Path) -> anyhow::Result<f64> {
 /// final sweep and metrics.
 fn replay(path: &Path) -> anyhow::Result<f64> {
     let local = LocalSide::given(vec!["198.18.0.2/32".parse()?]);
-    let mut engine = Engine::new(&RunArgs::defaults(), "bench", local, EventSink::disabled())?;
+    let mut engine = Engine::new(
+        &RunArgs::defaults(),
+        "bench",
+        local,
+        EventSink::disabled(),
+        CAPTURE_START_NS,
+    )?;
     let start = Instant::now();
     let mut failure = None;
     let report = input::read_file(path, |item| {
@@ -131,7 +139,7 @@ fn write_capture(path: &Path) -> anyhow::Result<u64> {
         .context("no ServerHello sample")?;
     let request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec();
     let response = vec![b'x'; 1200];
-    let mut ts = 1_796_601_600_000_000_000u64;
+    let mut ts = CAPTURE_START_NS;
     let mut frames = 0u64;
     for i in 0..CONNECTIONS {
         let tls = i % 2 == 1;

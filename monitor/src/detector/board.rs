@@ -64,10 +64,10 @@ impl AlertBoard {
                 ends_at: None,
             });
         if firing && !entry.firing {
-            entry.starts_at = Some(SystemTime::now());
+            entry.starts_at = Some(crate::clock::wall_time(crate::clock::monotonic_ns()));
             entry.ends_at = None;
         } else if !firing && entry.firing {
-            entry.ends_at = Some(SystemTime::now());
+            entry.ends_at = Some(crate::clock::wall_time(crate::clock::monotonic_ns()));
         }
         entry.reading = reading;
         entry.firing = firing;

@@ -8,7 +8,7 @@ pub mod notify;
 pub mod scan;
 pub mod signal;
 
-use std::{collections::HashMap, time::Instant};
+use std::collections::HashMap;
 
 use monitor_common::flow::Role;
 
@@ -41,7 +41,9 @@ pub struct Detector {
     thresholds: FloodThresholds,
     interfaces: Vec<(String, u32)>,
     signals: HashMap<SeriesKey, FloodSignal>,
-    last_tick: Option<Instant>,
+    /// The last evaluation, on the programs' clock (the capture's in a
+    /// replay, so rates are per capture second).
+    last_tick_ns: Option<u64>,
     board: AlertBoard,
     events: EventSink,
     scan: Option<ScanWatcher>,
@@ -60,7 +62,7 @@ impl Detector {
             thresholds,
             interfaces,
             signals: HashMap::new(),
-            last_tick: None,
+            last_tick_ns: None,
             board,
             events,
             scan: None,
@@ -85,11 +87,11 @@ impl Detector {
 
     /// Reads the server-role counters and updates every series.
     pub fn tick(&mut self, tracker: &FlowTracker) {
-        let now = Instant::now();
+        let now = crate::clock::monotonic_ns();
         let seconds = self
-            .last_tick
-            .map_or(1.0, |t| now.duration_since(t).as_secs_f64());
-        self.last_tick = Some(now);
+            .last_tick_ns
+            .map_or(1.0, |t| now.saturating_sub(t) as f64 / 1e9);
+        self.last_tick_ns = Some(now);
         for (interface, slot) in self.interfaces.clone() {
             if let Ok(c) = tracker.handshakes(slot, Role::Server) {
                 // SYNs over the insert budget were not tracked, and SYNs

@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use monitor_common::counters::Direction;
-use prometheus::Registry;
+use prometheus::{IntCounterVec, Registry};
 use tokio::sync::mpsc;
 
 pub use super::tally::Tally;
@@ -76,6 +76,8 @@ pub struct Engine {
     records: RecordCore,
     hellos: mpsc::Receiver<FlowHello>,
     registry: Registry,
+    /// `handshake_replay_frames_total`, from the tally.
+    frames: IntCounterVec,
     local: LocalSide,
     handshake_timeout: Duration,
     /// The programs' clock: the latest capture time seen (never backwards).
@@ -88,16 +90,25 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the programs for a replay and wires the daemon's parts to
-    /// them, with `args`' settings, under interface name `iface`.
+    /// them, with `args`' settings, under interface name `iface`, the
+    /// clock set to `start_ns` (the first frame's time): the parts start
+    /// their own intervals from it, as they do from the daemon's start.
     pub fn new(
         args: &RunArgs,
         iface: &str,
         local: LocalSide,
         sink: EventSink,
+        start_ns: u64,
     ) -> anyhow::Result<Self> {
+        // One CPU's partition, budgets and limits, however the scheduler
+        // would have moved the thread: the same capture, the same outputs.
+        crate::cpu::stay_on_this_cpu();
         let flow_settings = args.flow_settings();
-        let (mut programs, clock) = Programs::load_for_replay(&LoadSettings::from(&flow_settings))
-            .context("loading the programs for the replay")?;
+        let (mut programs, mut clock) =
+            Programs::load_for_replay(&LoadSettings::from(&flow_settings))
+                .context("loading the programs for the replay")?;
+        clock::set_capture_time(start_ns);
+        clock.set(start_ns);
         let interface = Interface {
             name: iface.to_string(),
             ifindex: TEST_RUN_IFINDEX,
@@ -158,6 +169,14 @@ impl Engine {
             Arc::clone(&sink.stats),
         )))?;
         let pipeline = Pipeline::new(tls, sink, slot_names).with_records(parts.inputs.hellos);
+        let frames = IntCounterVec::new(
+            prometheus::Opts::new(
+                "handshake_replay_frames_total",
+                "Frames of the replayed captures: run through XDP or TC (by verdict), or skipped (by reason).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(frames.clone()))?;
         Ok(Self {
             programs,
             clock,
@@ -174,6 +193,7 @@ impl Engine {
             records: parts.core,
             hellos: parts.hellos,
             registry,
+            frames,
             local,
             handshake_timeout: args.handshake_timeout,
             now: None,
@@ -191,7 +211,13 @@ impl Engine {
         &self.local
     }
 
+    /// The metrics as they stand, with the replay's own frame counts
+    /// (`handshake_replay_frames_total`) brought up to date.
     pub fn registry(&self) -> &Registry {
+        for (result, count) in self.tally.results() {
+            let counter = self.frames.with_label_values(&[result.as_str()]);
+            counter.inc_by(count - counter.get());
+        }
         &self.registry
     }
 

@@ -115,7 +115,8 @@ fn replay(
     } else {
         LocalSide::given(args.local.clone())
     };
-    let mut engine = Engine::new(settings, &args.iface_name, local, sink)?;
+    let start = first_timestamp(&args.files).unwrap_or_else(wall_clock_ns);
+    let mut engine = Engine::new(settings, &args.iface_name, local, sink, start)?;
     let mut pacer = args.pace().map(Pacer::new);
     let mut reports: Vec<(PathBuf, FileReport)> = Vec::new();
     let mut failure = None;
@@ -124,10 +125,9 @@ fn replay(
         if stop.load(Ordering::Relaxed) || failure.is_some() {
             break;
         }
+        // The stop is checked after each record: the reader has counted
+        // the record it hands over, so it is run (or skipped) first.
         let report = input::read_file(path, |item| {
-            if stop.load(Ordering::Relaxed) {
-                return ControlFlow::Break(());
-            }
             match item {
                 Item::Frame(frame) => {
                     first.get_or_insert(frame.ts_ns);
@@ -140,6 +140,9 @@ fn replay(
                     }
                 }
                 Item::Skipped { reason, .. } => engine.tally.skip(reason.name()),
+            }
+            if stop.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });
@@ -174,6 +177,31 @@ fn replay(
         summary,
         ending,
     })
+}
+
+/// The capture time of the first frame of the files.
+fn first_timestamp(files: &[PathBuf]) -> Option<u64> {
+    let mut first = None;
+    for path in files {
+        input::read_file(path, |item| match item {
+            Item::Frame(frame) => {
+                first = Some(frame.ts_ns);
+                ControlFlow::Break(())
+            }
+            Item::Skipped { .. } => ControlFlow::Continue(()),
+        });
+        if first.is_some() {
+            break;
+        }
+    }
+    first
+}
+
+/// Now, for a capture without a frame.
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// The first pass: who answers SYNs (see [`super::local`]).

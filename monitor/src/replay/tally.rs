@@ -19,6 +19,19 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Every verdict and skip reason with its count (skips as
+    /// `skipped_REASON`), for the metrics.
+    pub fn results(&self) -> impl Iterator<Item = (String, u64)> {
+        let skipped = self
+            .skipped
+            .iter()
+            .map(|(reason, n)| (format!("skipped_{reason}"), *n));
+        self.verdicts
+            .iter()
+            .map(|(name, n)| (name.clone(), *n))
+            .chain(skipped)
+    }
+
     pub fn skip(&mut self, reason: &'static str) {
         *self.skipped.entry(reason).or_default() += 1;
     }

@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod attach;
 pub mod bpffs;
+pub mod capture_files;
 pub mod cmd;
 pub mod cookies;
 pub mod daemon;
@@ -20,6 +21,7 @@ pub mod privilege;
 pub mod prom;
 pub mod rawtcp;
 pub mod replay;
+pub mod replay_checks;
 pub mod sockets;
 pub mod testrun;
 pub mod traffic;

@@ -168,15 +168,7 @@ pub fn rx_packets(name: &str) -> anyhow::Result<u32> {
     found.with_context(|| format!("no link statistics for {name}"))
 }
 
-/// Pins the calling thread to `cpu`, if the machine has it: the generator,
-/// the veth receive path (softirq on the same CPU) and a tap reader then
-/// do not trade places between rounds.
-pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_setaffinity
-    // on thread 0 (the caller) only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
+/// Pins the calling thread to `cpu`: the generator, the veth receive path
+/// (softirq on the same CPU) and a tap reader then do not trade places
+/// between rounds.
+pub use crate::cpu::pin_to_cpu;
