@@ -278,6 +278,18 @@ impl RunArgs {
         }
     }
 
+    /// Refuses more `--port` ports than have series slots.
+    pub fn check_ports(&self) -> anyhow::Result<()> {
+        let configured = self.port_settings().configured.len();
+        let limit = monitor_common::ports::NAMED_PORT_SLOTS as usize;
+        if configured > limit {
+            anyhow::bail!(
+                "{configured} ports given with --port; at most {limit} ports can have series of their own"
+            );
+        }
+        Ok(())
+    }
+
     pub fn record_settings(&self) -> crate::records::RecordSettings {
         crate::records::RecordSettings {
             per_sec_per_cpu: self.records_per_sec,

@@ -33,6 +33,11 @@ pub fn set_capture_time(ns: u64) {
     CAPTURE_NOW.store(ns.max(1), Ordering::Relaxed);
 }
 
+/// Back to CLOCK_MONOTONIC (a replay is over).
+pub fn use_kernel_clock() {
+    CAPTURE_NOW.store(0, Ordering::Relaxed);
+}
+
 /// Wall-clock time of a stamp on the programs' clock.
 pub fn wall_time(ts_ns: u64) -> SystemTime {
     if CAPTURE_NOW.load(Ordering::Relaxed) != 0 {

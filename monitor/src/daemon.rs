@@ -18,6 +18,7 @@ use crate::{
     },
     events::{self, EventSink, EventsTarget},
     flow_metrics::FlowCollector,
+    flows::{Activity, FlowTracker},
     http, interfaces, kernel_state,
     loader::{Attachment, LoadSettings, Programs, btf::KERNEL_BTF_PATH, links, pins},
     metrics,
@@ -33,10 +34,6 @@ use crate::{
         self, CaptureMaps, Pipeline,
         metrics::{CaptureCollector, TlsMetrics},
         reassembly::ReassemblyStats,
-    },
-    {
-        clock::monotonic_ns,
-        flows::{Activity, FlowTracker},
     },
 };
 
@@ -60,13 +57,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
 
     let flow_settings = args.flow_settings();
     let port_settings = args.port_settings();
-    let named_limit = monitor_common::ports::NAMED_PORT_SLOTS as usize;
-    if port_settings.configured.len() > named_limit {
-        anyhow::bail!(
-            "{} ports given with --port; at most {named_limit} ports can have series of their own",
-            port_settings.configured.len()
-        );
-    }
+    args.check_ports()?;
     // A second daemon must fail here too, before it attaches anything.
     let control = control::bind(&args.mitigation.control_socket)?;
     let pin_dir = pins::prepare(&args.pins, flow_settings.table_size)?;
@@ -372,7 +363,7 @@ async fn sweep_flows(
                 &tracker,
                 &detector,
                 &followers,
-                monotonic_ns(),
+                sweep::At::Now,
                 Activity::Unknown,
             );
             let _ = timeouts.try_send(batch);

@@ -141,12 +141,19 @@ async fn write_lines(
 ) {
     let mut failing = false;
     while let Some(line) = rx.recv().await {
+        let buffered = stats.written.load(Ordering::Relaxed);
         let mut ok = write_line(&mut out, &line, &stats).await;
         // Flush once the queue is empty: batches under load, no delay idle.
         while let Ok(line) = rx.try_recv() {
             ok &= write_line(&mut out, &line, &stats).await;
         }
-        ok &= out.flush().await.is_ok();
+        if out.flush().await.is_err() {
+            // The batch's lines only reached the buffer: they are lost.
+            let lost = stats.written.load(Ordering::Relaxed) - buffered;
+            stats.written.fetch_sub(lost, Ordering::Relaxed);
+            stats.dropped.fetch_add(lost, Ordering::Relaxed);
+            ok = false;
+        }
         if !ok && !failing {
             tracing::warn!("writing the events log failed; events are being lost");
         }

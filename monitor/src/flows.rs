@@ -190,6 +190,7 @@ impl FlowTracker {
         let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
         if activity == Activity::NoneSinceLastSweep && now_ns < self.next_expiry_ns {
             self.last_sweep_ns = now_ns;
+            self.ports.maybe_rebalance()?;
             self.totals.last_duration = started.elapsed();
             return Ok(());
         }
@@ -260,6 +261,13 @@ impl FlowTracker {
         }
         self.totals.last_duration = started.elapsed();
         Ok(())
+    }
+
+    /// The programs' clock now starts at `now_ns` (a replay's first frame):
+    /// the sweep's and the top ports' intervals count from it.
+    pub fn start_clock(&mut self, now_ns: u64) {
+        self.last_sweep_ns = now_ns;
+        self.ports.start_clock(now_ns);
     }
 
     /// The handshakes that timed out since the last call.

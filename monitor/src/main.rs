@@ -92,8 +92,9 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 /// Exit status: 0 when every file was replayed to its end, 2 when some
-/// could not be read to its end (what could be read was replayed), 130
-/// when interrupted, 1 on any other error.
+/// could not be read to its end (what could be read was replayed), 128 +
+/// the signal's number when SIGINT (130) or SIGTERM (143) stopped it, 1 on
+/// any other error.
 fn replay(args: monitor::replay::args::ReplayArgs) -> ExitCode {
     use monitor::replay::Ending;
     monitor::cli::init_logging(&args.log_level);
@@ -103,7 +104,7 @@ fn replay(args: monitor::replay::args::ReplayArgs) -> ExitCode {
     match runtime.block_on(monitor::replay::run(args)) {
         Ok(Ending::Complete) => ExitCode::SUCCESS,
         Ok(Ending::FileErrors) => ExitCode::from(2),
-        Ok(Ending::Interrupted) => ExitCode::from(130),
+        Ok(Ending::Interrupted(signal)) => ExitCode::from(128 + signal as u8),
         Err(err) => fail(&err),
     }
 }

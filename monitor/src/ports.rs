@@ -191,6 +191,11 @@ impl PortTracker {
         Ok(())
     }
 
+    /// The first re-choice comes one interval after `now_ns`.
+    pub fn start_clock(&mut self, now_ns: u64) {
+        self.last_rebalance_ns = now_ns;
+    }
+
     /// Re-chooses the automatic ports if the interval has passed: the
     /// busiest by SYNs in the last window; an automatic port keeps its slot
     /// unless a busier one needs it.

@@ -23,16 +23,30 @@ pub struct Followers {
     pub board: AlertBoard,
 }
 
-/// One sweep at `now_ns`; returns its result and the handshakes it found
-/// timed out, for their records.
+/// When a sweep happens.
+#[derive(Debug, Clone, Copy)]
+pub enum At {
+    /// Now, read once the tracker is locked: a scrape's sweep may have
+    /// held the lock meanwhile, and the sweep's time must not go back.
+    Now,
+    /// A replay's deadline on the capture's clock.
+    Time(u64),
+}
+
+/// One sweep; returns its result and the handshakes it found timed out,
+/// for their records.
 pub fn once(
     tracker: &Mutex<FlowTracker>,
     detector: &Mutex<Detector>,
     followers: &Followers,
-    now_ns: u64,
+    at: At,
     activity: Activity,
 ) -> (io::Result<()>, TimeoutBatch) {
     let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+    let now_ns = match at {
+        At::Now => crate::clock::monotonic_ns(),
+        At::Time(ns) => ns,
+    };
     let swept = tracker.sweep_after(now_ns, activity);
     let batch = timeout_batch(&mut tracker, now_ns);
     // Then the flood test, on counters as fresh as the sweep's.

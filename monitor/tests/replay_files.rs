@@ -11,11 +11,17 @@
 )]
 mod support;
 
-use monitor::replay::{link, pcap_write::PcapNgWriter};
+use std::collections::BTreeSet;
+
+use monitor::replay::{
+    link,
+    pcap_write::{PcapNgWriter, PcapWriter},
+};
 use monitor_common::classify::tcp_flags::{ACK, PSH};
 use support::{
     capture_files::{
-        BASE_NS, CLIENT_PORT, Family, USER0, exchange, exchange_on, pcap, pcapng, segment, write,
+        BASE_NS, CLIENT_PORT, Family, USER0, exchange, exchange_on, pcap, pcapng, segment, to_link,
+        write,
     },
     deploy::TempDir,
     replay::replay,
@@ -52,6 +58,40 @@ fn every_link_type_gives_the_records_and_counts_of_ethernet() {
         assert_eq!(r.events, reference.events, "{name}");
         assert_eq!(line(&r, "replay:"), EXCHANGE_LINE, "{name}");
     }
+}
+
+#[test]
+fn a_cooked_capture_s_packet_types_decide_the_direction() {
+    support::require_root();
+    // `tcpdump -i any` on a host talking to itself: every packet twice,
+    // once as sent (4), once as received (0). Each copy runs once, through
+    // TC or XDP as its type says, as on `lo`: both ends' roles tracked.
+    let mut w = PcapWriter::new(Vec::new(), u32::from(link::LINUX_SLL), false).expect("header");
+    for (ts, eth) in exchange() {
+        let cooked = to_link(link::LINUX_SLL, &eth);
+        for packet_type in [4u8, 0] {
+            let mut copy = cooked.clone();
+            copy[1] = packet_type;
+            w.write(ts, &copy).expect("record");
+        }
+    }
+    let r = replay_ok("any.pcap", &w.into_inner().expect("bytes"), &[]);
+    assert_eq!(
+        line(&r, "replay:"),
+        "replay: 1 file(s), 14 frames: 7 through XDP (towards the local side), 7 through TC \
+         egress, 0 skipped"
+    );
+    let roles: BTreeSet<(String, String)> = r
+        .events
+        .iter()
+        .map(|e| (e["type"].to_string(), e["role"].to_string()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = ["tcp_handshake", "tcp_close"]
+        .iter()
+        .flat_map(|t| ["client", "server"].map(|role| (format!("{t:?}"), format!("{role:?}"))))
+        .collect();
+    assert_eq!(roles, expected, "{:#?}", r.events);
+    assert_eq!(r.events.len(), 4, "{:#?}", r.events);
 }
 
 #[test]

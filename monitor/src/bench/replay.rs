@@ -93,18 +93,12 @@ fn read_only(path: &Path) -> anyhow::Result<f64> {
 /// final sweep and metrics.
 fn replay(path: &Path) -> anyhow::Result<f64> {
     let local = LocalSide::given(vec!["198.18.0.2/32".parse()?]);
-    let mut engine = Engine::new(
-        &RunArgs::defaults(),
-        "bench",
-        local,
-        EventSink::disabled(),
-        CAPTURE_START_NS,
-    )?;
+    let mut engine = Engine::new(&RunArgs::defaults(), "bench", local, EventSink::disabled())?;
     let start = Instant::now();
     let mut failure = None;
     let report = input::read_file(path, |item| {
         if let Item::Frame(frame) = item
-            && let Err(err) = engine.frame(frame.ts_ns, frame.ethernet)
+            && let Err(err) = engine.frame(frame.ts_ns, frame.ethernet, frame.captured)
         {
             failure = Some(err);
             return ControlFlow::Break(());

@@ -89,6 +89,7 @@ impl ReplayArgs {
         if let Some(mode) = self.mitigation {
             run.mitigation.mode = mode;
         }
+        run.check_ports()?;
         Ok(run)
     }
 

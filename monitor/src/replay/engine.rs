@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 pub use super::tally::Tally;
 use super::{
+    link::Captured,
     local::{LocalSide, Route},
     tally::TC_ACT_SHOT,
 };
@@ -50,6 +51,9 @@ const TEST_RUN_IFINDEX: u32 = 1;
 /// The largest frame BPF_PROG_TEST_RUN takes for an XDP program without
 /// fragments: a page less XDP's headroom and the skb_shared_info tail.
 pub const MAX_FRAME: usize = 4096 - 256 - 320;
+/// Up to here a frame is one the kernel must run: a refusal of such a
+/// frame is the replay's failure, not the frame's.
+const MAX_ETHERNET_FRAME: usize = 1518;
 const SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 const TLS_PERIOD_NS: u64 = tls_capture::DRAIN_INTERVAL.as_nanos() as u64;
 const RECORDS_PERIOD_NS: u64 = records::DRAIN_INTERVAL.as_nanos() as u64;
@@ -90,25 +94,19 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the programs for a replay and wires the daemon's parts to
-    /// them, with `args`' settings, under interface name `iface`, the
-    /// clock set to `start_ns` (the first frame's time): the parts start
-    /// their own intervals from it, as they do from the daemon's start.
+    /// them, with `args`' settings, under interface name `iface`.
     pub fn new(
         args: &RunArgs,
         iface: &str,
         local: LocalSide,
         sink: EventSink,
-        start_ns: u64,
     ) -> anyhow::Result<Self> {
         // One CPU's partition, budgets and limits, however the scheduler
         // would have moved the thread: the same capture, the same outputs.
         crate::cpu::stay_on_this_cpu();
         let flow_settings = args.flow_settings();
-        let (mut programs, mut clock) =
-            Programs::load_for_replay(&LoadSettings::from(&flow_settings))
-                .context("loading the programs for the replay")?;
-        clock::set_capture_time(start_ns);
-        clock.set(start_ns);
+        let (mut programs, clock) = Programs::load_for_replay(&LoadSettings::from(&flow_settings))
+            .context("loading the programs for the replay")?;
         let interface = Interface {
             name: iface.to_string(),
             ifindex: TEST_RUN_IFINDEX,
@@ -130,10 +128,12 @@ impl Engine {
             args.port_settings(),
             vec![slot],
         )?));
-        registry.register(Box::new(FlowCollector::new(
-            Arc::clone(&tracker),
-            named.clone(),
-        )))?;
+        registry
+            .register(Box::new(FlowCollector::new(
+                Arc::clone(&tracker),
+                named.clone(),
+            )))
+            .context("registering the flow metrics")?;
         let mitigation = Arc::new(Mutex::new(
             Mitigation::start(
                 &mut programs,
@@ -143,9 +143,13 @@ impl Engine {
             )
             .context("starting the SYN-flood mitigation")?,
         ));
-        registry.register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))?;
+        registry
+            .register(Box::new(MitigationCollector::new(Arc::clone(&mitigation))))
+            .context("registering the mitigation metrics")?;
         let board = AlertBoard::default();
-        registry.register(Box::new(AlertCollector::new(board.clone())))?;
+        registry
+            .register(Box::new(AlertCollector::new(board.clone())))
+            .context("registering the alert metrics")?;
         let scans = ScanWatcher::new(&mut programs, args.scan)?;
         let detector = Arc::new(Mutex::new(
             Detector::new(args.detector, named, board.clone(), sink.clone())
@@ -163,11 +167,13 @@ impl Engine {
         let maps = CaptureMaps::take(&mut programs)?;
         let tls = TlsMetrics::register(&registry).context("registering the TLS metrics")?;
         let reassembly = Arc::new(Mutex::new(ReassemblyStats::default()));
-        registry.register(Box::new(CaptureCollector::new(
-            maps.counters,
-            Arc::clone(&reassembly),
-            Arc::clone(&sink.stats),
-        )))?;
+        registry
+            .register(Box::new(CaptureCollector::new(
+                maps.counters,
+                Arc::clone(&reassembly),
+                Arc::clone(&sink.stats),
+            )))
+            .context("registering the TLS capture metrics")?;
         let pipeline = Pipeline::new(tls, sink, slot_names).with_records(parts.inputs.hellos);
         let frames = IntCounterVec::new(
             prometheus::Opts::new(
@@ -176,7 +182,9 @@ impl Engine {
             ),
             &["result"],
         )?;
-        registry.register(Box::new(frames.clone()))?;
+        registry
+            .register(Box::new(frames.clone()))
+            .context("registering the replay's frame counts")?;
         Ok(Self {
             programs,
             clock,
@@ -226,11 +234,22 @@ impl Engine {
         self.now
     }
 
-    /// Runs one Ethernet frame captured at `ts_ns`.
-    pub fn frame(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), EbpfError> {
+    /// Runs one Ethernet frame captured at `ts_ns`; `captured`, the
+    /// capture's own word on its direction, wins over the local side.
+    pub fn frame(
+        &mut self,
+        ts_ns: u64,
+        frame: &[u8],
+        captured: Option<Captured>,
+    ) -> Result<(), EbpfError> {
         let now = match self.now {
             Some(previous) => ts_ns.max(previous),
             None => {
+                // The parts' intervals start here, as live from the start.
+                self.tracker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .start_clock(ts_ns);
                 self.due = Deadlines {
                     sweep: ts_ns + SWEEP_PERIOD_NS,
                     tls: ts_ns + TLS_PERIOD_NS,
@@ -245,7 +264,12 @@ impl Engine {
             self.tally.skip("oversized");
             return Ok(());
         }
-        match self.local.route(frame) {
+        let route = match captured {
+            Some(Captured::Sent) => Route::Egress,
+            Some(Captured::Received) => Route::Ingress,
+            None => self.local.route(frame),
+        };
+        match route {
             Route::Ingress => {
                 self.run(Direction::Ingress, frame)?;
             }
@@ -271,7 +295,9 @@ impl Engine {
                 self.tally.verdict(direction, verdict);
                 Some(verdict)
             }
-            Err(EbpfError::TestRun { source, .. }) if is_refusal(&source) => {
+            Err(EbpfError::TestRun { source, .. })
+                if frame.len() > MAX_ETHERNET_FRAME && is_refusal(&source) =>
+            {
                 self.tally.skip("refused_by_kernel");
                 None
             }
@@ -298,6 +324,8 @@ impl Engine {
     }
 
     fn set_time(&mut self, now: u64) {
+        // 0 means "no time" to the programs and to the daemon's clock.
+        let now = now.max(1);
         self.now = Some(now);
         clock::set_capture_time(now);
         self.clock.set(now);
@@ -354,7 +382,7 @@ impl Engine {
             &self.tracker,
             &self.detector,
             &self.followers,
-            now,
+            sweep::At::Time(now),
             activity,
         );
         if let Err(err) = swept {
@@ -372,5 +400,12 @@ fn is_refusal(err: &aya::programs::ProgramError) -> bool {
             matches!(e.io_error.raw_os_error(), Some(libc::EINVAL | libc::E2BIG))
         }
         _ => false,
+    }
+}
+
+impl Drop for Engine {
+    /// The process's clock is the kernel's again once the replay is over.
+    fn drop(&mut self) {
+        clock::use_kernel_clock();
     }
 }

@@ -34,6 +34,9 @@ pub struct Frame<'a> {
     pub ethernet: &'a [u8],
     /// Length on the wire, which the captured bytes may fall short of.
     pub orig_len: u32,
+    /// The capture's own word on the direction (Linux cooked captures):
+    /// sent by the capturing host, or received by it.
+    pub captured: Option<link::Captured>,
 }
 
 /// Why a packet record is not replayed.
@@ -266,6 +269,7 @@ impl Ctx {
     ) -> ControlFlow<()> {
         self.report.records += 1;
         let ts_ns = packet.ts_ns;
+        let captured = link::captured(packet.linktype, packet.data);
         let item = match link::to_ethernet(packet.linktype, packet.data, &mut self.scratch) {
             Ok(ethernet) => {
                 self.report.frames += 1;
@@ -273,6 +277,7 @@ impl Ctx {
                     ts_ns,
                     ethernet,
                     orig_len: packet.orig_len,
+                    captured,
                 })
             }
             Err(reason) => {

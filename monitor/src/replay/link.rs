@@ -86,6 +86,32 @@ pub fn to_ethernet<'a>(
     Ok(scratch)
 }
 
+/// Which way a cooked capture saw a packet go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Captured {
+    /// `PACKET_OUTGOING`: sent by the capturing host.
+    Sent,
+    /// `PACKET_HOST`, `_BROADCAST`, `_MULTICAST`: received by it.
+    Received,
+}
+
+/// SLL and SLL2 say, in their packet type, whether the host sent or
+/// received the packet (`tcpdump -i any` on `lo` holds each packet twice,
+/// once each way); other link types say nothing. A packet seen only in
+/// promiscuous mode (`PACKET_OTHERHOST`) is neither.
+pub fn captured(linktype: u16, data: &[u8]) -> Option<Captured> {
+    let packet_type = match linktype {
+        LINUX_SLL if data.len() >= SLL_HEADER => be16(data, 0),
+        LINUX_SLL2 if data.len() >= SLL2_HEADER => u16::from(data[10]),
+        _ => return None,
+    };
+    match packet_type {
+        0..=2 => Some(Captured::Received),
+        4 => Some(Captured::Sent),
+        _ => None,
+    }
+}
+
 fn ip_version(packet: &[u8]) -> Result<u16, Skip> {
     match packet.first().map(|b| b >> 4) {
         None => Err(Skip::Short),

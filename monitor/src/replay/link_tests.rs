@@ -134,3 +134,37 @@ fn scratch_is_reused_across_frames() {
     assert_eq!(out, synthesized(0x0800, &IPV4_PACKET));
     assert_eq!(scratch.capacity(), capacity);
 }
+
+#[test]
+fn cooked_packet_types_say_which_way_a_packet_went() {
+    let mut sll = vec![0u8; 16];
+    sll[14..16].copy_from_slice(&0x0800u16.to_be_bytes());
+    let mut sll2 = vec![0u8; 20];
+    sll2[0..2].copy_from_slice(&0x0800u16.to_be_bytes());
+    for (packet_type, expected) in [
+        (0, Some(Captured::Received)),
+        (1, Some(Captured::Received)),
+        (2, Some(Captured::Received)),
+        (3, None),
+        (4, Some(Captured::Sent)),
+    ] {
+        sll[1] = packet_type;
+        sll2[10] = packet_type;
+        assert_eq!(
+            captured(LINUX_SLL, &sll),
+            expected,
+            "SLL type {packet_type}"
+        );
+        assert_eq!(
+            captured(LINUX_SLL2, &sll2),
+            expected,
+            "SLL2 type {packet_type}"
+        );
+    }
+    assert_eq!(captured(LINUX_SLL, &sll[..15]), None, "short header");
+    assert_eq!(
+        captured(ETHERNET, &[0u8; 60]),
+        None,
+        "Ethernet says nothing"
+    );
+}

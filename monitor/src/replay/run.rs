@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicI32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -33,8 +33,8 @@ pub enum Ending {
     Complete,
     /// Some file could not be read to its end (or at all).
     FileErrors,
-    /// SIGINT or SIGTERM stopped it.
-    Interrupted,
+    /// SIGINT or SIGTERM (the signal's number) stopped it.
+    Interrupted(i32),
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<Ending> {
@@ -43,6 +43,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<Ending> {
     let settings = args.settings()?;
     let events_to_stdout = args.events.as_deref() == Some("-");
     let metrics_target = args.metrics_out.clone();
+    let events_target = args.events.clone();
     let (sink, writer) = match &args.events {
         Some(target) => {
             let (sink, writer) = events::open(&EventsTarget::parse(target)).await?;
@@ -50,8 +51,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<Ending> {
         }
         None => (EventSink::disabled(), None),
     };
+    let event_stats = Arc::clone(&sink.stats);
     let stop = Arc::new(AtomicBool::new(false));
-    let signals = tokio::spawn(watch_signals(Arc::clone(&stop)));
+    let signal = Arc::new(AtomicI32::new(0));
+    let signals = tokio::spawn(watch_signals(Arc::clone(&stop), Arc::clone(&signal)));
     let job = {
         let stop = Arc::clone(&stop);
         tokio::task::spawn_blocking(move || replay(&args, &settings, sink, &stop))
@@ -71,7 +74,17 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<Ending> {
         None => {}
     }
     eprint!("{}", outcome.summary);
-    Ok(outcome.ending)
+    let lost = event_stats.dropped.load(Ordering::Relaxed);
+    if lost > 0 {
+        anyhow::bail!(
+            "{lost} event lines could not be written to {}",
+            events_target.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(match outcome.ending {
+        Ending::Interrupted(_) => Ending::Interrupted(signal.load(Ordering::Relaxed)),
+        ending => ending,
+    })
 }
 
 struct Outcome {
@@ -88,7 +101,7 @@ fn print_stdout(bytes: &[u8]) -> anyhow::Result<()> {
         .context("writing the metrics to stdout")
 }
 
-async fn watch_signals(stop: Arc<AtomicBool>) {
+async fn watch_signals(stop: Arc<AtomicBool>, which: Arc<AtomicI32>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -96,10 +109,11 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
     ) else {
         return;
     };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
+    let number = tokio::select! {
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
+    };
+    which.store(number, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
 }
 
@@ -115,8 +129,7 @@ fn replay(
     } else {
         LocalSide::given(args.local.clone())
     };
-    let start = first_timestamp(&args.files).unwrap_or_else(wall_clock_ns);
-    let mut engine = Engine::new(settings, &args.iface_name, local, sink, start)?;
+    let mut engine = Engine::new(settings, &args.iface_name, local, sink)?;
     let mut pacer = args.pace().map(Pacer::new);
     let mut reports: Vec<(PathBuf, FileReport)> = Vec::new();
     let mut failure = None;
@@ -127,15 +140,21 @@ fn replay(
         }
         // The stop is checked after each record: the reader has counted
         // the record it hands over, so it is run (or skipped) first.
+        let mut record = 0u64;
         let report = input::read_file(path, |item| {
+            record += 1;
             match item {
                 Item::Frame(frame) => {
                     first.get_or_insert(frame.ts_ns);
                     if let Some(pacer) = &mut pacer {
                         pacer.wait(frame.ts_ns, stop);
                     }
-                    if let Err(err) = engine.frame(frame.ts_ns, frame.ethernet) {
-                        failure = Some(err);
+                    if let Err(err) = engine.frame(frame.ts_ns, frame.ethernet, frame.captured) {
+                        let at = crate::tls_capture::wallclock::rfc3339(crate::clock::wall_time(
+                            frame.ts_ns,
+                        ));
+                        let place = format!("{}: record {record}, captured {at}", path.display());
+                        failure = Some(anyhow::Error::new(err).context(place));
                         return ControlFlow::Break(());
                     }
                 }
@@ -149,7 +168,7 @@ fn replay(
         reports.push((path.clone(), report));
     }
     if let Some(err) = failure {
-        return Err(anyhow::Error::new(err).context("replaying a frame"));
+        return Err(err);
     }
     let last = engine.now();
     engine.finish();
@@ -166,7 +185,7 @@ fn replay(
     }
     .render();
     let ending = if interrupted {
-        Ending::Interrupted
+        Ending::Interrupted(libc::SIGINT)
     } else if reports.iter().any(|(_, r)| r.error.is_some()) {
         Ending::FileErrors
     } else {
@@ -177,31 +196,6 @@ fn replay(
         summary,
         ending,
     })
-}
-
-/// The capture time of the first frame of the files.
-fn first_timestamp(files: &[PathBuf]) -> Option<u64> {
-    let mut first = None;
-    for path in files {
-        input::read_file(path, |item| match item {
-            Item::Frame(frame) => {
-                first = Some(frame.ts_ns);
-                ControlFlow::Break(())
-            }
-            Item::Skipped { .. } => ControlFlow::Continue(()),
-        });
-        if first.is_some() {
-            break;
-        }
-    }
-    first
-}
-
-/// Now, for a capture without a frame.
-fn wall_clock_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// The first pass: who answers SYNs (see [`super::local`]).

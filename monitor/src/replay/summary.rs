@@ -98,6 +98,12 @@ impl Summary<'_> {
         );
         let _ = writeln!(
             out,
+            "flows: {} established (entered the flow table), {} in it at the end",
+            sum(m, "handshake_flow_table_inserts_total", &[]) as u64,
+            sum(m, "handshake_flow_table_entries", &[]) as u64,
+        );
+        let _ = writeln!(
+            out,
             "tls: {} ClientHellos, {} ServerHellos; records: {} written",
             sum(m, "handshake_tls_client_hellos_total", &[]) as u64,
             sum(m, "handshake_tls_server_hellos_total", &[]) as u64,

@@ -79,6 +79,7 @@ impl Capture {
         self.drain(ring);
         self.reassembler.expire(crate::clock::monotonic_ns());
         self.pipeline.expire();
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = self.reassembler.stats;
     }
 }
 
