@@ -126,6 +126,11 @@ pub struct FlowTracker {
     /// The earliest moment a handshake half-open at the last scan times
     /// out (u64::MAX: none was).
     next_expiry_ns: u64,
+    /// The programs' clock at the last scan of the half-open table.
+    last_scan_ns: u64,
+    /// A replay ran frames since the last scan: handshakes it holds may
+    /// be newer than `next_expiry_ns` knows.
+    unscanned_frames: bool,
     /// CLOCK_MONOTONIC of the last sweep: a slot that expired since is
     /// fresh.
     last_sweep_ns: u64,
@@ -153,6 +158,8 @@ impl FlowTracker {
             ports,
             last_fill_ns: None,
             next_expiry_ns: 0,
+            last_scan_ns: 0,
+            unscanned_frames: false,
             last_sweep_ns: crate::clock::monotonic_ns(),
             fresh: FreshTimeouts::default(),
         })
@@ -182,15 +189,27 @@ impl FlowTracker {
         self.sweep_after(now_ns, Activity::Unknown)
     }
 
-    /// [`FlowTracker::sweep`], knowing whether the programs ran since the
-    /// last one: a replay's idle stretch skips the table scan while no
-    /// handshake it holds can have timed out (nothing else changes it).
+    /// [`FlowTracker::sweep`], knowing what ran since the last one: a
+    /// replay skips the table scan while no handshake can have timed out.
     pub fn sweep_after(&mut self, now_ns: u64, activity: Activity) -> io::Result<()> {
         let started = Instant::now();
         let timeout_ns = self.settings.handshake_timeout.as_nanos() as u64;
-        if activity == Activity::NoneSinceLastSweep && now_ns < self.next_expiry_ns {
+        self.unscanned_frames |= activity == Activity::ProgramsSinceLastSweep;
+        let nothing_expires_before = match activity {
+            Activity::Unknown => 0,
+            // A handshake that began after the last scan began at or after
+            // it, so it cannot time out sooner than a timeout after it.
+            _ if self.unscanned_frames => self
+                .next_expiry_ns
+                .min(self.last_scan_ns.saturating_add(timeout_ns)),
+            _ => self.next_expiry_ns,
+        };
+        if now_ns < nothing_expires_before {
             self.last_sweep_ns = now_ns;
             self.ports.maybe_rebalance()?;
+            if activity == Activity::ProgramsSinceLastSweep {
+                self.count_fill(now_ns)?;
+            }
             self.totals.last_duration = started.elapsed();
             return Ok(());
         }
@@ -246,8 +265,17 @@ impl FlowTracker {
         self.totals.port_timed_out = port_expired;
         self.totals.half_open_slots_used = used;
         self.last_sweep_ns = now_ns;
+        self.last_scan_ns = now_ns;
+        self.unscanned_frames = false;
         self.next_expiry_ns = next_expiry;
         self.ports.maybe_rebalance()?;
+        self.count_fill(now_ns)?;
+        self.totals.last_duration = started.elapsed();
+        Ok(())
+    }
+
+    /// Counts the flow table when it is due (or small enough to be cheap).
+    fn count_fill(&mut self, now_ns: u64) -> io::Result<()> {
         // A small table costs one batch to count: counted every time.
         let small = self.totals.entries < BATCH as u64;
         let fill_ns = FILL_INTERVAL.as_nanos() as u64;
@@ -259,7 +287,6 @@ impl FlowTracker {
             self.count_entries()?;
             self.last_fill_ns = Some(now_ns);
         }
-        self.totals.last_duration = started.elapsed();
         Ok(())
     }
 
@@ -321,12 +348,20 @@ impl FlowTracker {
     }
 }
 
-/// Whether the programs ran between two sweeps, as far as the caller
-/// knows: live it never does.
+/// What changed the half-open table between two sweeps, as far as the
+/// caller knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activity {
+    /// Live: the kernel writes the table at any moment, and its counts are
+    /// scraped at any moment, so every sweep scans.
     Unknown,
+    /// A replay that ran no frame since: the table is as the last sweep
+    /// left it.
     NoneSinceLastSweep,
+    /// A replay that ran frames since, each at or after the last sweep's
+    /// time; its counts are read only after its final sweep, so they may
+    /// lag until a handshake can have timed out.
+    ProgramsSinceLastSweep,
 }
 
 /// The address in a kernel key or event: IPv4 in the first 4 of 16 bytes.

@@ -21,8 +21,8 @@ use monitor_common::classify::tcp_flags::{ACK, RST, SYN};
 use serde_json::Value;
 use support::{
     capture_files::{
-        BASE_NS, CLIENT_ISN, CLIENT_PORT, Family, NS_PER_MS, NS_PER_SEC, exchange, exchanges,
-        flood_capture, one_source_syns, pcap, segment, timeouts_capture, write,
+        BASE_NS, CLIENT_ISN, CLIENT_PORT, Family, NS_PER_MS, NS_PER_SEC, exchange, exchange_on,
+        exchanges, flood_capture, one_source_syns, pcap, segment, timeouts_capture, write,
     },
     cmd,
     deploy::TempDir,
@@ -106,6 +106,30 @@ fn timeouts_fall_on_the_capture_clock() {
     let result = [("role", "server"), ("result", "timed_out")];
     let timed_out = metric(&r, "handshake_tcp_handshakes_total", &result);
     assert_eq!(timed_out, Some(11.0), "{}", r.metrics);
+}
+
+#[test]
+fn handshakes_begun_after_a_scan_time_out_on_time() {
+    support::require_root();
+    // A connection at 2.5 s makes the 3 s sweep scan an empty table; the
+    // ten SYNs then begin just after it. The 4 s sweep may skip its scan
+    // (nothing can time out before 5 s); the idle ones after it may not.
+    let mut frames = exchange();
+    let late = BASE_NS + 2 * NS_PER_SEC + 500 * NS_PER_MS;
+    frames.extend(exchange_on(Family::V4, &[], CLIENT_PORT + 1, late));
+    frames.extend(timeouts_capture().split_off(exchange().len()));
+    let r = replay_ok(
+        "scan.pcap",
+        &pcap(link::ETHERNET, &frames),
+        &["--handshake-timeout", "2"],
+    );
+    let agg = only(&r, "tcp_handshake_aggregate");
+    assert_eq!([&agg["count"], &agg["prefixes"]], [10, 1], "{agg}");
+    // Timed out by the 6 s sweep, not at the lone SYN's 10 s.
+    let last = BASE_NS + 3 * NS_PER_SEC + 9 * NS_PER_MS;
+    let ts = agg["ts"].as_str().expect("ts").to_string();
+    let window = rfc3339(last + 2 * NS_PER_SEC)..=rfc3339(last + 3 * NS_PER_SEC);
+    assert!(window.contains(&ts), "{agg}");
 }
 
 #[test]

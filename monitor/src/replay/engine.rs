@@ -377,7 +377,7 @@ impl Engine {
 
     fn sweep(&mut self, now: u64) {
         let activity = if std::mem::take(&mut self.ran_since_sweep) {
-            Activity::Unknown
+            Activity::ProgramsSinceLastSweep
         } else {
             Activity::NoneSinceLastSweep
         };
