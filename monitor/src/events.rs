@@ -60,6 +60,9 @@ pub struct EventSink {
 pub struct EventStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
+    /// Lines handed to the writer: once `written + dropped` reaches it,
+    /// the writer has dealt with every line sent so far.
+    queued: AtomicU64,
 }
 
 impl EventSink {
@@ -92,8 +95,29 @@ impl EventSink {
         } else {
             tx.try_send(line).is_ok()
         };
-        if !sent {
+        if sent {
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        } else {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Blocks until the writer has written (or failed to write) every line
+    /// sent so far, or `timeout` passes; whether it caught up. For a replay
+    /// about to snapshot its metrics, whose `handshake_events_total` must
+    /// count every line it wrote. Not for the async threads.
+    pub fn wait_written(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let done = self.stats.written.load(Ordering::Relaxed)
+                + self.stats.dropped.load(Ordering::Relaxed);
+            if done >= self.stats.queued.load(Ordering::Relaxed) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 }

@@ -1,6 +1,6 @@
-//! `cargo xtask test-kernels`: the TestRun test binaries (load every
-//! program, feed frames through BPF_PROG_TEST_RUN) on other kernels, each
-//! booted under qemu with the binaries in an initramfs.
+//! `cargo xtask test-kernels`: the TestRun tests (load every program, feed
+//! frames through BPF_PROG_TEST_RUN) on other kernels, each booted under
+//! qemu with the test binary in an initramfs.
 //!
 //! Kernels: the current Debian packages of [`debian::META_PACKAGES`]
 //! (downloaded once into `target/kernels/`), plus any `--kernel PATH`.
@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{env, proc};
+use crate::env;
 use initramfs::TestBinary;
 use results::GuestLog;
 
-/// The monitor crate's integration tests that need only BPF_PROG_TEST_RUN
-/// on `lo`: no namespaces, no daemon, no tools beyond the binary itself.
-pub const TEST_BINARIES: &[&str] = &[
+/// The areas (modules of the `suite` test binary) that need only
+/// BPF_PROG_TEST_RUN on `lo`: no namespaces, no daemon, no tools beyond the
+/// binary itself. Each runs, and is reported, on its own.
+pub const TEST_AREAS: &[&str] = &[
     "testrun",
     "testrun_flows",
     "testrun_tls",
@@ -65,7 +66,7 @@ pub fn run(opts: &Options) -> Result<()> {
     // Each binary gets at most 2/5 of the boot's limit, so one hung binary
     // still leaves time for the others to report.
     let per_binary = (opts.timeout.as_secs() * 2 / 5).max(10);
-    initramfs::build(&tests, per_binary, &dir.join("bin"), &initrd)?;
+    initramfs::build(&tests, TEST_AREAS, per_binary, &dir.join("bin"), &initrd)?;
     eprintln!(
         "test-kernels: initramfs {} ({} MiB)",
         initrd.display(),
@@ -149,48 +150,12 @@ fn given_kernel(path: &Path) -> Result<Kernel> {
     })
 }
 
-/// Build the [`TEST_BINARIES`] without running them; cargo's JSON messages
-/// say where each executable is.
-fn build_tests() -> Result<Vec<TestBinary>> {
-    let mut cmd = proc::cargo(["test", "-p", "monitor", "--no-run", "--message-format=json"]);
-    for t in TEST_BINARIES {
-        cmd.args(["--test", t]);
-    }
-    eprintln!("$ {}", proc::display(&cmd));
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("could not start cargo")?;
-    if !out.status.success() {
-        bail!("building the test binaries failed ({})", out.status);
-    }
-    let found = parse_executables(&String::from_utf8_lossy(&out.stdout));
-    let mut tests = Vec::new();
-    for name in TEST_BINARIES {
-        let (_, path) = found
-            .iter()
-            .find(|(n, _)| n == name)
-            .with_context(|| format!("cargo built no `{name}` test executable"))?;
-        tests.push(TestBinary {
-            name: (*name).to_owned(),
-            path: path.clone(),
-        });
-    }
-    Ok(tests)
-}
-
-/// `(target name, executable)` of each test executable cargo reported.
-fn parse_executables(json_lines: &str) -> Vec<(String, PathBuf)> {
-    json_lines
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["profile"]["test"] == true)
-        .filter_map(|m| {
-            let name = m["target"]["name"].as_str()?.to_owned();
-            let exe = m["executable"].as_str()?;
-            Some((name, PathBuf::from(exe)))
-        })
-        .collect()
+/// Builds the suite; the guest runs each of [`TEST_AREAS`] from it.
+fn build_tests() -> Result<TestBinary> {
+    Ok(TestBinary {
+        name: crate::suite::NAME.to_owned(),
+        path: crate::suite::build()?,
+    })
 }
 
 struct Outcome {
@@ -229,7 +194,7 @@ fn report(outcomes: &[Outcome]) -> usize {
             o.elapsed.as_secs_f64(),
             o.log.display()
         );
-        for name in TEST_BINARIES {
+        for name in TEST_AREAS {
             match o.guest.binaries.iter().find(|b| b.name == *name) {
                 Some(b) => {
                     if !b.ok() {
@@ -283,21 +248,6 @@ mod tests {
         assert!(major_minor("6.1.0-56-amd64").unwrap() >= SUPPORTED_FROM);
         assert!(major_minor("6.18.0").unwrap() >= SUPPORTED_FROM);
         assert_eq!(major_minor("init never ran"), None);
-    }
-
-    #[test]
-    fn executables_from_cargo_json() {
-        let json = r#"{"reason":"compiler-artifact","target":{"name":"monitor","kind":["lib"]},"profile":{"test":false},"executable":null}
-{"reason":"compiler-artifact","target":{"name":"testrun","kind":["test"]},"profile":{"test":true},"executable":"/t/debug/deps/testrun-abc"}
-{"reason":"build-finished","success":true}
-not json"#;
-        assert_eq!(
-            parse_executables(json),
-            [(
-                "testrun".to_owned(),
-                PathBuf::from("/t/debug/deps/testrun-abc")
-            )]
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod demo;
 mod env;
+mod flaky;
 mod fuzz;
 mod kernels;
 mod lab;
@@ -17,6 +18,7 @@ mod run;
 mod setup;
 mod soak;
 mod steps;
+mod suite;
 mod test;
 
 use std::process::ExitCode;
@@ -67,6 +69,12 @@ enum Cmd {
     /// A one-minute tour: a namespace lab, the daemon, real HTTP and TLS
     /// clients and a short flood, and what the daemon saw (root).
     Demo,
+    /// The flake hunt: the integration suite N times, every test that
+    /// ever failed reported with its failure (`flaky N -- FILTER...`).
+    Flaky {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// A bounded long run (default 10 min) of real traffic with floods on
     /// and off: flat memory, nothing lost, nothing left behind (root).
     Soak {
@@ -124,6 +132,7 @@ fn main() -> ExitCode {
         Cmd::Test { args } => test::run(args),
         Cmd::Bench { args } => bench::run(args),
         Cmd::Demo => demo::run(),
+        Cmd::Flaky { args } => flaky::run(args),
         Cmd::Soak { args } => soak::run(args),
         Cmd::Fuzz { seconds, targets } => fuzz::run(*seconds, targets),
         Cmd::TestKernels {

@@ -8,6 +8,9 @@ use anyhow::Result;
 pub struct Pipeline {
     name: &'static str,
     passed: Vec<&'static str>,
+    /// Each passed step's wall time, for the summary: where a run's time
+    /// went is the first thing to know when it gets slow.
+    seconds: Vec<f64>,
     start: Instant,
 }
 
@@ -17,15 +20,20 @@ impl Pipeline {
         Self {
             name,
             passed: Vec::new(),
+            seconds: Vec::new(),
             start: Instant::now(),
         }
     }
 
     pub fn step(&mut self, step: &'static str, f: impl FnOnce() -> Result<()>) -> Result<()> {
         eprintln!("{}: step {step}", self.name);
+        let started = Instant::now();
         match f() {
             Ok(()) => {
+                let took = started.elapsed().as_secs_f64();
+                eprintln!("{}: step {step} passed in {took:.1}s", self.name);
                 self.passed.push(step);
+                self.seconds.push(took);
                 Ok(())
             }
             Err(e) => Err(e.context(failure_line(self.name, step, &self.passed))),
@@ -37,10 +45,19 @@ impl Pipeline {
             "{}: all {} steps passed ({}) in {:.1}s",
             self.name,
             self.passed.len(),
-            self.passed.join(", "),
+            timed_steps(&self.passed, &self.seconds),
             self.start.elapsed().as_secs_f64()
         );
     }
+}
+
+fn timed_steps(steps: &[&str], seconds: &[f64]) -> String {
+    steps
+        .iter()
+        .zip(seconds)
+        .map(|(step, s)| format!("{step} {s:.0}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn failure_line(name: &str, step: &str, passed: &[&str]) -> String {
@@ -68,6 +85,14 @@ mod tests {
             "xtask test: step b failed (passed before it: a): boom"
         );
         assert_eq!(p.passed, ["a"]);
+    }
+
+    #[test]
+    fn summary_names_each_step_with_its_time() {
+        assert_eq!(
+            timed_steps(&["setup", "test"], &[1.24, 250.6]),
+            "setup 1s, test 251s"
+        );
     }
 
     #[test]

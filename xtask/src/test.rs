@@ -28,9 +28,28 @@ pub fn run(extra: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Test threads of the integration suite. Its lab tests spend much of
+/// their time waiting on the kernel and on timers (handshake timeouts,
+/// detector ticks, block TTLs), and each builds its own namespaces, so
+/// more of them run at once than there are CPUs; `RUST_TEST_THREADS` set
+/// by the caller wins.
+pub const SUITE_THREADS: usize = 4;
+
+/// The harness arguments the suite runs with, here and in `xtask flaky`.
+pub fn suite_harness_args() -> Vec<String> {
+    let threads = std::env::var("RUST_TEST_THREADS")
+        .ok()
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(SUITE_THREADS);
+    vec![format!("--test-threads={threads}")]
+}
+
 fn cargo_test(extra: &[String]) -> Result<()> {
     let mut cmd = proc::cargo(["test"]);
     cmd.args(lint::HOST_PACKAGES).args(cargo_test_args(extra));
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        cmd.env("RUST_TEST_THREADS", SUITE_THREADS.to_string());
+    }
     // Many tests load BPF programs and create network namespaces, which
     // needs root. Build as the caller (so target/ stays theirs) and run only
     // the test binaries as root, through cargo's per-target runner.

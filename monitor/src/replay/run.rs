@@ -117,6 +117,9 @@ async fn watch_signals(stop: Arc<AtomicBool>, which: Arc<AtomicI32>) {
     stop.store(true, Ordering::Relaxed);
 }
 
+/// How long the snapshot waits for the events log writer to catch up.
+const EVENTS_CATCH_UP: Duration = Duration::from_secs(30);
+
 /// Runs on a blocking thread: the events sink waits for room there.
 fn replay(
     args: &ReplayArgs,
@@ -129,7 +132,7 @@ fn replay(
     } else {
         LocalSide::given(args.local.clone())
     };
-    let mut engine = Engine::new(settings, &args.iface_name, local, sink)?;
+    let mut engine = Engine::new(settings, &args.iface_name, local, sink.clone())?;
     let mut pacer = args.pace().map(Pacer::new);
     let mut reports: Vec<(PathBuf, FileReport)> = Vec::new();
     let mut failure = None;
@@ -172,6 +175,12 @@ fn replay(
     }
     let last = engine.now();
     engine.finish();
+    // The snapshot's `handshake_events_total` counts every line written,
+    // however far behind the writer was.
+    if !sink.wait_written(EVENTS_CATCH_UP) {
+        tracing::warn!("the events log writer is still behind; the metrics may undercount it");
+    }
+    drop(sink);
     let metrics = crate::metrics::render(engine.registry());
     let families = engine.registry().gather();
     let interrupted = stop.load(Ordering::Relaxed);

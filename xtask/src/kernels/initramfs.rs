@@ -18,7 +18,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// for good measure), brings `lo` up, runs each binary under a time limit
 /// with libtest's own output on the console, framed by lines the host
 /// parses (see `results`), and powers off.
-fn init_script(per_binary_secs: u64) -> String {
+fn init_script(areas: &[&str], per_binary_secs: u64) -> String {
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -32,15 +32,15 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t tmpfs tmp /tmp
 ip link set lo up
 echo "{kernel}$(uname -r)"
-for t in /tests/*; do
-    n=${{t##*/}}
+for n in {areas}; do
     echo "{begin}$n"
-    timeout {per_binary_secs} "$t" --test-threads=1 </dev/null 2>&1
+    timeout {per_binary_secs} /tests/suite "$n::" --skip support:: --test-threads=1 </dev/null 2>&1
     echo "{end}$n rc=$?"
 done
 echo "{done}"
 poweroff -f
 "#,
+        areas = areas.join(" "),
         kernel = super::results::KERNEL,
         begin = super::results::BEGIN,
         end = super::results::END,
@@ -48,22 +48,25 @@ poweroff -f
     )
 }
 
-/// A test binary to run in the guest, as `/tests/<name>`.
+/// The test binary to run in the guest, as `/tests/<name>`, once per area.
 pub struct TestBinary {
     pub name: String,
     pub path: PathBuf,
 }
 
-/// Write the initramfs for `tests` to `out` (`scratch` holds the stripped
-/// copies of the binaries).
-pub fn build(tests: &[TestBinary], per_binary_secs: u64, scratch: &Path, out: &Path) -> Result<()> {
+/// Write the initramfs running `areas` of `test` to `out` (`scratch` holds
+/// the stripped copy of the binary).
+pub fn build(
+    test: &TestBinary,
+    areas: &[&str],
+    per_binary_secs: u64,
+    scratch: &Path,
+    out: &Path,
+) -> Result<()> {
     if !Path::new(BUSYBOX).is_file() {
         bail!("{BUSYBOX} is missing: run `cargo xtask setup` (it installs busybox-static)");
     }
-    let mut libs = BTreeSet::new();
-    for t in tests {
-        libs.extend(shared_libraries(&t.path)?);
-    }
+    let libs: BTreeSet<PathBuf> = shared_libraries(&test.path)?.into_iter().collect();
 
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut cpio = Cpio::new(BufWriter::new(file));
@@ -74,12 +77,14 @@ pub fn build(tests: &[TestBinary], per_binary_secs: u64, scratch: &Path, out: &P
     // must exist in the archive (devtmpfs is mounted later).
     cpio.entry("dev/console", 0o020600, (5, 1), &[])?;
     cpio.file("bin/busybox", 0o755, &read(Path::new(BUSYBOX))?)?;
-    cpio.file("init", 0o755, init_script(per_binary_secs).as_bytes())?;
+    cpio.file(
+        "init",
+        0o755,
+        init_script(areas, per_binary_secs).as_bytes(),
+    )?;
     std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    for t in tests {
-        let stripped = strip_debug(&t.path, &scratch.join(&t.name))?;
-        cpio.file(&format!("tests/{}", t.name), 0o755, &read(&stripped)?)?;
-    }
+    let stripped = strip_debug(&test.path, &scratch.join(&test.name))?;
+    cpio.file(&format!("tests/{}", test.name), 0o755, &read(&stripped)?)?;
     for lib in &libs {
         let rel = lib.strip_prefix("/").unwrap_or(lib);
         let mut parent = PathBuf::new();
@@ -257,10 +262,11 @@ mod tests {
     }
 
     #[test]
-    fn init_frames_every_binary() {
-        let s = init_script(120);
+    fn init_frames_every_area() {
+        let s = init_script(&["testrun", "testrun_tls"], 120);
         assert!(s.starts_with("#!/bin/busybox sh\n"));
-        assert!(s.contains("timeout 120 \"$t\" --test-threads=1"));
+        assert!(s.contains("for n in testrun testrun_tls; do"));
+        assert!(s.contains("timeout 120 /tests/suite \"$n::\" --skip support:: --test-threads=1"));
         assert!(s.contains("echo \"HSM-END $n rc=$?\""));
         assert!(s.contains("mount -t bpf bpf /sys/fs/bpf"));
         assert!(s.trim_end().ends_with("poweroff -f"));
