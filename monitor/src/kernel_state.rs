@@ -96,7 +96,7 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<KernelStateCollector, KernelStateError>
                 kind: "tp_btf program",
                 name: program,
             })?;
-        prog.load(tracepoint, &kernel_btf).map_err(prog_err)?;
+        crate::loader::load_retrying(|| prog.load(tracepoint, &kernel_btf)).map_err(prog_err)?;
         prog.attach().map_err(prog_err)?;
     }
 

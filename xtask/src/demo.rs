@@ -16,13 +16,20 @@ use anyhow::{Context as _, Result};
 use crate::{env, lab::Lab, proc, setup};
 
 pub fn run() -> Result<()> {
+    run_with(|cmd| cmd)
+}
+
+/// [`run`], its build of the daemon adjusted by `build` (the test pipeline
+/// passes its own compiler settings, so the daemon it built is reused).
+pub fn run_with(build: impl Fn(&mut Command) -> &mut Command) -> Result<()> {
     if !env::is_root() {
         eprintln!("xtask demo: namespaces and BPF need root; re-running through sudo");
         let me = std::env::current_exe().context("locating the xtask binary")?;
-        return proc::run(Command::new("sudo").arg("-E").arg(me).arg("demo"));
+        // `sudo -E` passes the build settings on to the demo's own build.
+        return proc::run(build(Command::new("sudo").arg("-E").arg(me).arg("demo")));
     }
     setup::run()?;
-    proc::run(&mut proc::cargo(["build", "-p", "monitor"]))?;
+    proc::run(build(&mut proc::cargo(["build", "-p", "monitor"])))?;
     let binary = env::target_dir().join("debug/handshake-monitor");
     let work = std::env::temp_dir().join(format!("hmdemo-{}", std::process::id()));
     let mut lab = Lab::new(work);

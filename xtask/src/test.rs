@@ -1,5 +1,5 @@
 //! `cargo xtask test`: everything CI runs, in order, stopping at the first
-//! failure.
+//! failure, with each step's time in the summary.
 
 use anyhow::Result;
 
@@ -10,8 +10,10 @@ pub fn run(extra: &[String]) -> Result<()> {
     let mut p = Pipeline::new("xtask test");
     p.step("setup", setup::run)?;
     p.step("fmt", lint::fmt_check)?;
-    p.step("clippy-host", lint::clippy_host)?;
     p.step("clippy-ebpf", lint::clippy_ebpf)?;
+    // Clippy's lints run inside the one build of the tests (see
+    // `lint::with_clippy`): a lint still fails this step, before any test.
+    p.step("clippy-host+build", build_tests)?;
     p.step("test", || cargo_test(extra))?;
     // A bounded fuzz run of every target (parsers, reassembly): about 20 s
     // each after a one-off build. Skipped, like the demo, when the caller
@@ -22,7 +24,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     // The newcomers' tour runs too, so it cannot rot: a whole product run
     // (lab, daemon, real clients, a flood) in about 20 s.
     if extra.is_empty() {
-        p.step("demo", crate::demo::run)?;
+        p.step("demo", || crate::demo::run_with(lint::with_clippy))?;
     }
     p.finish();
     Ok(())
@@ -44,9 +46,19 @@ pub fn suite_harness_args() -> Vec<String> {
     vec![format!("--test-threads={threads}")]
 }
 
+/// Every test target of the host crates, built (not run) with clippy's
+/// lints denied.
+fn build_tests() -> Result<()> {
+    let mut cmd = proc::cargo(["test", "--no-run", "--all-targets"]);
+    cmd.args(lint::HOST_PACKAGES);
+    proc::run(lint::with_clippy(&mut cmd))
+}
+
 fn cargo_test(extra: &[String]) -> Result<()> {
     let mut cmd = proc::cargo(["test"]);
     cmd.args(lint::HOST_PACKAGES).args(cargo_test_args(extra));
+    // The same compiler settings as the build step, so nothing rebuilds.
+    lint::with_clippy(&mut cmd);
     if std::env::var_os("RUST_TEST_THREADS").is_none() {
         cmd.env("RUST_TEST_THREADS", SUITE_THREADS.to_string());
     }

@@ -16,6 +16,7 @@ pub mod map_batch;
 pub mod mmap;
 pub mod pins;
 pub mod replay;
+mod retry;
 mod settings;
 
 use std::{
@@ -38,6 +39,7 @@ use thiserror::Error;
 pub(crate) use self::attach::{attach_tc, attach_xdp, tc_program, xdp_program};
 pub use self::{
     attach::{Attachment, TcAttachMode, XdpAttachMode},
+    retry::load_retrying,
     settings::LoadSettings,
 };
 use crate::interfaces::Interface;
@@ -210,12 +212,10 @@ impl Programs {
         let mut ebpf = loader.load(object.bytes()).map_err(EbpfError::Object)?;
         write_settings(&mut ebpf, FLOW_CONFIG_MAP, flow_config)?;
         let load_err = |program| move |source| EbpfError::Program { program, source };
-        xdp_program(&mut ebpf)?
-            .load()
-            .map_err(load_err(XDP_PROGRAM))?;
-        tc_program(&mut ebpf)?
-            .load()
-            .map_err(load_err(TC_PROGRAM))?;
+        let xdp = xdp_program(&mut ebpf)?;
+        load_retrying(|| xdp.load()).map_err(load_err(XDP_PROGRAM))?;
+        let tc = tc_program(&mut ebpf)?;
+        load_retrying(|| tc.load()).map_err(load_err(TC_PROGRAM))?;
         Ok(Self {
             ebpf,
             slots: vec![IfindexSlot::default(); IFINDEX_TABLE_SIZE as usize],

@@ -130,7 +130,7 @@ impl Syncookies {
                     kind: "TC program",
                     name: TC_INGRESS_PROGRAM,
                 })?;
-            program.load().map_err(SyncookieError::Load)?;
+            crate::loader::load_retrying(|| program.load()).map_err(SyncookieError::Load)?;
             for iface in interfaces {
                 program
                     .attach_with_options(
