@@ -7,6 +7,7 @@ use std::{
     io::{Read as _, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
     os::fd::{AsRawFd as _, OwnedFd},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,8 +16,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::programs::{Xdp, XdpMode};
-use monitor::loader::Programs;
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{Xdp, XdpMode},
+};
+use monitor::loader::{EBPF_OBJECT, btf, kfunc};
 use monitor_common::{
     classify::tcp_flags::SYN,
     frames::{Ip, TcpFrame},
@@ -212,10 +216,15 @@ impl Flooder {
 /// native XDP program (GRO alone queues the frames but never wakes the
 /// peer for them): attach a do-nothing XDP program to the hub's end (a NIC
 /// needs nothing of the kind). The returned object holds the attachment.
-pub fn napi(lab: &NetnsLab) -> Programs {
-    let mut programs = Programs::load().expect("loading the programs");
-    let pass: &mut Xdp = programs
-        .ebpf_mut()
+/// Only that program is loaded: the monitor's own would cost the verifier
+/// about two seconds of CPU here, for nothing.
+pub fn napi(lab: &NetnsLab) -> Ebpf {
+    let reqsk = kfunc::assign_reqsk_id(Path::new(btf::KERNEL_BTF_PATH));
+    let (object, _) = kfunc::patch(EBPF_OBJECT, reqsk);
+    let mut ebpf = EbpfLoader::new()
+        .load(object.bytes())
+        .expect("loading the object");
+    let pass: &mut Xdp = ebpf
         .program_mut("hs_bench_pass")
         .expect("hs_bench_pass")
         .try_into()
@@ -224,7 +233,7 @@ pub fn napi(lab: &NetnsLab) -> Programs {
     let hub_if = lab.link().hub_if.clone();
     in_netns(&lab.hub, || pass.attach(&hub_if, XdpMode::Driver))
         .expect("attaching XDP to the hub's veth");
-    programs
+    ebpf
 }
 
 /// TcpExt and Tcp counters of namespace `ns` (from /proc/thread-self/net).

@@ -188,6 +188,11 @@ impl Daemon {
     }
 
     /// The daemon's pid (`ip netns exec` execs in place).
+    /// The network namespace the daemon runs in.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
