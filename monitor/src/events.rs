@@ -60,8 +60,8 @@ pub struct EventSink {
 pub struct EventStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
-    /// Lines handed to the writer: once `written + dropped` reaches it,
-    /// the writer has dealt with every line sent so far.
+    /// Lines a lossless sink handed to the writer: once `written + dropped`
+    /// reaches it, the writer has dealt with every line sent so far.
     queued: AtomicU64,
 }
 
@@ -95,17 +95,20 @@ impl EventSink {
         } else {
             tx.try_send(line).is_ok()
         };
-        if sent {
-            self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        } else {
+        if !sent {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if self.wait {
+            // Only a lossless sink (a replay) is ever waited on: the live
+            // daemon's lines pay for no count nobody reads.
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Blocks until the writer has written (or failed to write) every line
     /// sent so far, or `timeout` passes; whether it caught up. For a replay
     /// about to snapshot its metrics, whose `handshake_events_total` must
-    /// count every line it wrote. Not for the async threads.
+    /// count every line it wrote. Only for a [`EventSink::lossless`] sink,
+    /// off the async threads.
     pub fn wait_written(&self, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
