@@ -56,10 +56,15 @@ fn clippy_args(args: &[&str]) -> String {
         .collect()
 }
 
-/// Clippy for monitor-ebpf the way aya-build compiles it: nightly,
-/// `--target bpfel-unknown-none -Z build-std=core`, release, and the
-/// `bpf_target_arch` cfg aya-ebpf uses to pick the host's pt_regs layout
-/// (aya-build sets it from the host arch; so do we).
+/// Clippy for monitor-ebpf, as the build of the kernel object that
+/// `monitor/build.rs` asks aya-build for: nightly, `--target
+/// bpfel-unknown-none -Z build-std=core`, release, aya-build's flags, and
+/// its target directory (`<target>/ebpf/aya-build/target/monitor-ebpf`).
+/// A real build with clippy's driver for the workspace crates rather than
+/// `cargo clippy`: a check compiled `core` for the BPF target once more,
+/// which the object's build then compiled again (about 20 s of a fresh
+/// run); now the object's build reuses it and recompiles only the two
+/// small workspace crates (aya-build removes the wrapper).
 pub fn clippy_ebpf() -> Result<()> {
     let root = env::workspace_root();
     let mut cmd = proc::command("rustup");
@@ -70,24 +75,40 @@ pub fn clippy_ebpf() -> Result<()> {
             "CARGO_ENCODED_RUSTFLAGS",
             ebpf_rustflags(std::env::consts::ARCH),
         )
-        .args(["run", "nightly", "cargo", "clippy", "-p", "monitor-ebpf"])
+        .args(["run", "nightly", "cargo", "build", "-p", "monitor-ebpf"])
         .args([
+            "--bins",
             "--target",
             "bpfel-unknown-none",
             "-Z",
             "build-std=core",
             "--release",
         ])
-        // Own target dir: the nightly's artifacts would otherwise invalidate
-        // the stable host build's cache on every switch.
         .arg("--target-dir")
-        .arg(root.join("target").join("ebpf-clippy"))
-        .args(["--", "-D", "warnings"]);
-    proc::run(&mut cmd)
+        .arg(ebpf_target_dir());
+    proc::run(with_clippy(&mut cmd))
 }
 
+/// aya-build's cargo target directory for monitor-ebpf, under the shared
+/// `<target>/ebpf` that `monitor/build.rs` gives it.
+fn ebpf_target_dir() -> std::path::PathBuf {
+    env::target_dir()
+        .join("ebpf")
+        .join("aya-build")
+        .join("target")
+        .join("monitor-ebpf")
+}
+
+/// aya-build's `CARGO_ENCODED_RUSTFLAGS`, byte for byte, so that `core`
+/// built here is up to date for it: the `bpf_target_arch` cfg aya-ebpf
+/// uses to pick the host's pt_regs layout, debug info and BTF.
 fn ebpf_rustflags(host_arch: &str) -> String {
-    format!("--cfg=bpf_target_arch=\"{host_arch}\"")
+    [
+        format!("--cfg=bpf_target_arch=\"{host_arch}\""),
+        "-Cdebuginfo=2".to_owned(),
+        "-Clink-arg=--btf".to_owned(),
+    ]
+    .join("\x1f")
 }
 
 #[cfg(test)]
@@ -98,7 +119,7 @@ mod tests {
     fn ebpf_cfg_flag() {
         assert_eq!(
             ebpf_rustflags("x86_64"),
-            r#"--cfg=bpf_target_arch="x86_64""#
+            "--cfg=bpf_target_arch=\"x86_64\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"
         );
     }
 
