@@ -12,6 +12,7 @@
 mod client;
 mod lab;
 mod netstat;
+mod path;
 mod sender;
 mod server;
 
@@ -29,8 +30,8 @@ use monitor_common::{
 };
 
 use self::{
-    client::Latencies, lab::FloodLab, netstat::LossCounters, sender::FloodReport,
-    server::HttpServer,
+    client::Latencies, lab::FloodLab, netstat::LossCounters, path::PathCost, path::PathStats,
+    sender::FloodReport, server::HttpServer,
 };
 use super::{
     Figure,
@@ -114,6 +115,8 @@ struct Run {
     idle_percent: f64,
     daemon_cpu: f64,
     inplace_ns: f64,
+    /// Every program of ours per flood SYN (empty for the quiet runs).
+    path: PathCost,
     latency: Latencies,
     flood: FloodReport,
     flow_entries: f64,
@@ -155,6 +158,7 @@ fn measure(
     let host = procstat::HostCpu::now()?;
     let cpu = daemon.map(Daemon::cpu_secs).transpose()?;
     let prog = RunStats::of_id(prog_id)?;
+    let path = PathStats::start(prog_id)?;
     let losses = LossCounters::read(&lab.attacker_ns, &lab.attacker_if)?;
     let wall = Instant::now();
     let (latency, flood) = thread::scope(|scope| -> anyhow::Result<_> {
@@ -186,6 +190,11 @@ fn measure(
         _ => f64::NAN,
     };
     let (inplace_ns, _) = RunStats::of_id(prog_id)?.since(prog);
+    let path = if quiet {
+        PathCost::default()
+    } else {
+        path.per_syn(flood.sent)?
+    };
     let losses = LossCounters::read(&lab.attacker_ns, &lab.attacker_if)?.since(losses);
     let flow_entries = match daemon {
         Some(d) => d.scrape()?.flow_entries,
@@ -195,6 +204,7 @@ fn measure(
         idle_percent,
         daemon_cpu,
         inplace_ns,
+        path,
         latency,
         flood,
         flow_entries,
@@ -359,6 +369,12 @@ fn figures(quiet: &[Run], runs: &[Vec<Run>]) -> Vec<Figure> {
             "ns/packet",
             pairs(mine, none, &|r| r.inplace_ns),
         ));
+        path::figures(
+            &mut out,
+            name,
+            &pairs(mine, none, &|r| r.path.total()),
+            mine,
+        );
         out.push(paired(
             format!("flood_host_{name}_latency_p50_ms"),
             "ms",
