@@ -15,7 +15,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     // `lint::with_clippy`): a lint still fails this step, before any test.
     p.step("clippy-host+build", build_tests)?;
     p.step("test", || cargo_test(extra))?;
-    // A bounded fuzz run of every target (parsers, reassembly): about 20 s
+    // A bounded fuzz run of every target (parsers, reassembly): about 15 s
     // each after a one-off build. Skipped, like the demo, when the caller
     // picked tests by name.
     if extra.is_empty() {
