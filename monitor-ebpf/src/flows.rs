@@ -56,6 +56,9 @@ pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
     let found = match st.seg.class {
         // Established flows first for ACKs and FINs: theirs are the bulk.
         FlagClass::Ack | FlagClass::Fin => established(st, slot) || in_handshake(st, slot),
+        // The answer to a SYN this CPU did not track (a flood over the
+        // insert budget), known from a few cached bytes: no table probed.
+        FlagClass::SynAck if half_open::skipped_here(&st.key) => false,
         FlagClass::SynAck | FlagClass::Rst => in_handshake(st, slot) || established(st, slot),
         FlagClass::Syn | FlagClass::Data | FlagClass::Invalid => return,
     };

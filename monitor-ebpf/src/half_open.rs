@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     flow::{FlowKey, FlowState, HandshakeCounters, Role, TokenBucket, handshake_index},
-    half_open::{Age, FlowConfig, HalfOpen, MAX_PARTITIONS, flow_hash, slot_index},
+    half_open::{Age, FlowConfig, HalfOpen, MAX_PARTITIONS, SkippedSyns, flow_hash, slot_index},
     handshake::{Outcome, on_segment},
 };
 
@@ -29,6 +29,16 @@ pub static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static INSERT_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static SKIPPED: PerCpuArray<SkippedSyns> = PerCpuArray::with_max_entries(1, 0);
+
+/// Whether this CPU's last SYN of `key`'s hash was over the insert budget
+/// (see `SkippedSyns`): its SYN-ACK then needs no table.
+#[inline(always)]
+pub fn skipped_here(key: &FlowKey) -> bool {
+    SKIPPED.get(0).is_some_and(|s| s.holds(flow_hash(key)))
+}
 
 #[inline(always)]
 pub fn config() -> Option<&'static FlowConfig> {
@@ -97,11 +107,21 @@ pub fn syn(st: &Staged, role: Role, now_coarse: u64, stats: &mut HandshakeCounte
         Some(budget) => unsafe { (*budget).take(&cfg.budget, now_coarse) },
         None => false,
     };
+    let hash = flow_hash(&st.key);
+    let skipped = SKIPPED.get_ptr_mut(0);
     if !admitted {
         stats.insert_skipped += 1;
+        if let Some(skipped) = skipped {
+            // SAFETY: per-CPU value, only this CPU touches it during the run.
+            unsafe { (*skipped).remember(hash) };
+        }
         return SynFate::Skipped;
     }
-    let index = slot_index(this_cpu(cfg), flow_hash(&st.key), cfg.slots_per_cpu);
+    if let Some(skipped) = skipped {
+        // SAFETY: as above.
+        unsafe { (*skipped).forget(hash) };
+    }
+    let index = slot_index(this_cpu(cfg), hash, cfg.slots_per_cpu);
     let Some(slot) = slot_at(index) else {
         return SynFate::Skipped;
     };
