@@ -17,7 +17,7 @@ use monitor_common::{
     classify::FlagClass,
     counters::DirectionCounters,
     flow::{FlowKey, FlowState, HandshakeCounters, Role, close_index, handshake_index, phase},
-    half_open::HalfOpen,
+    half_open::{HalfOpen, flow_hash},
     handshake::{Outcome, on_segment},
     histogram::{Histogram, HistogramKind, bucket, histogram_index},
     iface::MAX_INTERFACES,
@@ -54,12 +54,19 @@ pub static HISTOGRAMS: PerCpuArray<Histogram> = PerCpuArray::with_max_entries(
 #[inline(always)]
 pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
     let found = match st.seg.class {
-        // Established flows first for ACKs and FINs: theirs are the bulk.
-        FlagClass::Ack | FlagClass::Fin => established(st, slot) || in_handshake(st, slot),
-        // The answer to a SYN this CPU did not track (a flood over the
-        // insert budget), known from a few cached bytes: no table probed.
-        FlagClass::SynAck if half_open::skipped_here(&st.key) => false,
-        FlagClass::SynAck | FlagClass::Rst => in_handshake(st, slot) || established(st, slot),
+        // Established flows first for ACKs and FINs: theirs are the bulk,
+        // and they need no flow hash.
+        FlagClass::Ack | FlagClass::Fin => {
+            established(st, slot) || in_handshake(st, slot, flow_hash(&st.key))
+        }
+        FlagClass::SynAck => {
+            let hash = flow_hash(&st.key);
+            // The answer to a SYN this CPU did not track (a flood over the
+            // insert budget), known from a few cached bytes: no table probed.
+            !half_open::skipped_here(hash)
+                && (in_handshake(st, slot, hash) || established(st, slot))
+        }
+        FlagClass::Rst => in_handshake(st, slot, flow_hash(&st.key)) || established(st, slot),
         FlagClass::Syn | FlagClass::Data | FlagClass::Invalid => return,
     };
     if !found && let Outcome::Untracked(what) = on_segment(None, &st.seg, 0) {
@@ -68,8 +75,8 @@ pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
 }
 
 #[inline(always)]
-fn in_handshake(st: &Staged, slot: u32) -> bool {
-    match half_open::find(&st.key, crate::clock::coarse_now()) {
+fn in_handshake(st: &Staged, slot: u32, hash: u32) -> bool {
+    match half_open::find(&st.key, hash, crate::clock::coarse_now()) {
         Some(h) => {
             handshake(h, st, slot);
             true

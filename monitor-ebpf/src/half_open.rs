@@ -34,11 +34,11 @@ pub static INSERT_BUDGET: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entri
 #[map]
 static SKIPPED: PerCpuArray<SkippedSyns> = PerCpuArray::with_max_entries(1, 0);
 
-/// Whether this CPU's last SYN of `key`'s hash was over the insert budget
-/// (see `SkippedSyns`): its SYN-ACK then needs no table.
+/// Whether this CPU's last SYN of flow hash `hash` was over the insert
+/// budget (see `SkippedSyns`): its SYN-ACK then needs no table.
 #[inline(always)]
-pub fn skipped_here(key: &FlowKey) -> bool {
-    SKIPPED.get(0).is_some_and(|s| s.holds(flow_hash(key)))
+pub fn skipped_here(hash: u32) -> bool {
+    SKIPPED.get(0).is_some_and(|s| s.holds(hash))
 }
 
 #[inline(always)]
@@ -167,11 +167,11 @@ fn count_lost(old: &HalfOpen, expired: bool) {
 }
 
 /// The live half-open handshake of `key`, from any CPU's partition (this
-/// CPU's first: where the SYN usually was).
+/// CPU's first: where the SYN usually was). `hash` is `flow_hash(key)`,
+/// which the caller has already computed.
 #[inline(always)]
-pub fn find(key: &FlowKey, now_coarse: u64) -> Option<&'static mut HalfOpen> {
+pub fn find(key: &FlowKey, hash: u32, now_coarse: u64) -> Option<&'static mut HalfOpen> {
     let cfg = config()?;
-    let hash = flow_hash(key);
     let own = this_cpu(cfg);
     let index = slot_index(own, hash, cfg.slots_per_cpu);
     let slot = slot_at(index)?;
