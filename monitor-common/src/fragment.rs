@@ -8,10 +8,8 @@
 
 use crate::{
     classify::tcp_flags::SYN,
-    parse::{
-        ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, MAX_IPV6_EXT_HEADERS, PacketView, ipv6_ext,
-        parse_ethernet, read,
-    },
+    ipv6_chain::{self, ChainEnd},
+    parse::{ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, PacketView, parse_ethernet, read},
 };
 
 /// An IPv4 or IPv6 fragment.
@@ -73,42 +71,27 @@ fn ipv6<V: PacketView + ?Sized>(pkt: &V, l3: usize) -> Option<Fragment> {
     if hdr[0] >> 4 != 6 {
         return None;
     }
-    let mut next = hdr[6];
-    let mut cursor = l3 + 40;
-    for _ in 0..MAX_IPV6_EXT_HEADERS {
-        let ext: [u8; 4] = read(pkt, cursor).ok()?;
-        match next {
-            ipv6_ext::FRAGMENT => {
-                let first = u16::from_be_bytes([ext[2], ext[3]]) & 0xfff8 == 0;
-                return Some(Fragment {
-                    ip_version: 6,
-                    src_addr,
-                    syn: first && ext[0] == IPPROTO_TCP && syn_at(pkt, cursor + 8),
-                });
-            }
-            ipv6_ext::AUTH => cursor += (usize::from(ext[1]) + 2) * 4,
-            ipv6_ext::HOP_BY_HOP
-            | ipv6_ext::ROUTING
-            | ipv6_ext::DEST_OPTS
-            | ipv6_ext::MOBILITY
-            | ipv6_ext::HIP
-            | ipv6_ext::SHIM6 => cursor += (usize::from(ext[1]) + 1) * 8,
-            _ => return None,
-        }
-        next = ext[0];
-    }
-    None
+    let ChainEnd::Fragment(at) = ipv6_chain::walk(pkt, hdr[6], l3 + 40) else {
+        return None;
+    };
+    let ext: [u8; 4] = read(pkt, at).ok()?;
+    let first = u16::from_be_bytes([ext[2], ext[3]]) & 0xfff8 == 0;
+    Some(Fragment {
+        ip_version: 6,
+        src_addr,
+        syn: first && ext[0] == IPPROTO_TCP && syn_at(pkt, at + 8),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use alloc::vec::Vec;
+    use alloc::{vec, vec::Vec};
 
     use super::*;
     use crate::{
         classify::tcp_flags::ACK,
-        frames::TcpFrame,
-        parse::{SkipReason, parse_tcp},
+        frames::{Ip, TcpFrame},
+        parse::{MAX_IPV6_EXT_HEADERS, SkipReason, parse_tcp},
     };
 
     /// `frame` (Ethernet + IPv4 + TCP) turned into the first fragment of
@@ -186,5 +169,26 @@ mod tests {
         assert!(!parse_fragment(&v6_fragment(&syn, 3)[..]).unwrap().syn);
         let ack = TcpFrame::v6(ACK).build();
         assert!(!parse_fragment(&v6_fragment(&ack, 0)[..]).unwrap().syn);
+    }
+
+    /// A first fragment of a SYN behind `n` Destination Options headers.
+    fn v6_fragment_behind(n: usize) -> Vec<u8> {
+        let mut f = TcpFrame::v6(SYN);
+        if let Ip::V6 { ext, .. } = &mut f.ip {
+            ext.extend((0..n).map(|_| (60u8, vec![1, 4, 0, 0, 0, 0])));
+            // Offset 0, more fragments, identification 1.
+            ext.push((44u8, vec![0, 1, 0, 0, 0, 1]));
+        }
+        f.build()
+    }
+
+    #[test]
+    fn the_fragment_check_follows_a_chain_as_far_as_the_parser() {
+        let deepest = v6_fragment_behind(MAX_IPV6_EXT_HEADERS);
+        assert_eq!(parse_tcp(&deepest[..]), Err(SkipReason::Fragment));
+        assert!(parse_fragment(&deepest[..]).unwrap().syn);
+        let beyond = v6_fragment_behind(MAX_IPV6_EXT_HEADERS + 1);
+        assert_eq!(parse_tcp(&beyond[..]), Err(SkipReason::Ipv6ExtLimit));
+        assert_eq!(parse_fragment(&beyond[..]), None);
     }
 }

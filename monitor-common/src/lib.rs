@@ -31,6 +31,7 @@ pub mod handshake;
 pub mod hash;
 pub mod histogram;
 pub mod iface;
+pub mod ipv6_chain;
 pub mod mitigation;
 pub mod parse;
 pub mod ports;

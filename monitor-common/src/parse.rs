@@ -4,7 +4,12 @@
 //! It reads through [`PacketView`], so the same code runs on host slices in
 //! tests and on XDP/TC packet pointers in the kernel, where the view's
 //! bounds check is the one the verifier needs to see. Loops are bounded by
-//! constants and every offset is checked before use.
+//! constants and every offset is checked before use; walks over header
+//! chains run through [`PacketView::repeat`].
+
+use core::ops::ControlFlow;
+
+use crate::ipv6_chain::{self, ChainEnd};
 
 /// Byte access to a frame.
 pub trait PacketView {
@@ -14,6 +19,30 @@ pub trait PacketView {
     /// Length of the whole frame, including any part `bytes` cannot reach
     /// (a non-linear skb at TC).
     fn frame_len(&self) -> usize;
+
+    /// Runs `walk` over this frame for passes `0..passes`, until a pass
+    /// breaks. The kernel's views keep the walk in map memory while it
+    /// runs, and TC's run it with `bpf_loop`: the verifier then checks a
+    /// pass once (or once per pass), where it would check an unrolled loop
+    /// once per pass and per combination of what earlier passes read.
+    #[inline(always)]
+    fn repeat<S: Step>(&self, passes: u32, walk: &mut S) {
+        for pass in 0..passes {
+            if walk.step(self, pass).is_break() {
+                break;
+            }
+        }
+    }
+}
+
+/// One pass of a bounded walk over a frame (see [`PacketView::repeat`]);
+/// the walk's state, and what it found, are its fields. Those are all
+/// `u64` (`#[repr(C)]`, no padding): the kernel keeps a walk in map
+/// memory while it runs, so that what it found reaches the program as
+/// values the verifier does not follow (one path after the walk, not one
+/// per way the walk could have ended).
+pub trait Step {
+    fn step<V: PacketView + ?Sized>(&mut self, pkt: &V, pass: u32) -> ControlFlow<()>;
 }
 
 impl PacketView for [u8] {
@@ -70,19 +99,6 @@ pub const MAX_HEADER_OFFSET: usize = 2048;
 const IPV4_MIN_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const TCP_MIN_HEADER_LEN: usize = 20;
-
-/// IPv6 extension headers (RFC 8200 section 4, IANA "IPv6 Extension
-/// Header Types").
-pub(crate) mod ipv6_ext {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    pub const AUTH: u8 = 51;
-    pub const DEST_OPTS: u8 = 60;
-    pub const MOBILITY: u8 = 135;
-    pub const HIP: u8 = 139;
-    pub const SHIM6: u8 = 140;
-}
 
 /// Where the TCP segment of a frame is, and its flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,39 +224,18 @@ fn parse_ipv6<V: PacketView + ?Sized>(pkt: &V, offset: usize) -> Result<IpLayer,
         0 => None,
         len => Some(offset + IPV6_HEADER_LEN + len),
     };
-    let mut next = hdr[6];
-    let mut cursor = offset + IPV6_HEADER_LEN;
-    for _ in 0..=MAX_IPV6_EXT_HEADERS {
-        match next {
-            IPPROTO_TCP => {
-                return Ok(IpLayer {
-                    version: 6,
-                    l4_offset: cursor,
-                    ip_end,
-                });
-            }
-            ipv6_ext::FRAGMENT => return Err(SkipReason::Fragment),
-            ipv6_ext::HOP_BY_HOP
-            | ipv6_ext::ROUTING
-            | ipv6_ext::DEST_OPTS
-            | ipv6_ext::MOBILITY
-            | ipv6_ext::HIP
-            | ipv6_ext::SHIM6 => {
-                let ext: [u8; 2] = read(pkt, cursor)?;
-                next = ext[0];
-                cursor += (usize::from(ext[1]) + 1) * 8;
-            }
-            // AH counts its length in 4-octet units minus 2 (RFC 4302).
-            ipv6_ext::AUTH => {
-                let ext: [u8; 2] = read(pkt, cursor)?;
-                next = ext[0];
-                cursor += (usize::from(ext[1]) + 2) * 4;
-            }
-            // UDP, ICMPv6, ESP (opaque), no next header (59), ...
-            _ => return Err(SkipReason::NonTcp),
-        }
-    }
-    Err(SkipReason::Ipv6ExtLimit)
+    let l4_offset = match ipv6_chain::walk(pkt, hdr[6], offset + IPV6_HEADER_LEN) {
+        ChainEnd::Tcp(l4_offset) => l4_offset,
+        ChainEnd::Fragment(_) => return Err(SkipReason::Fragment),
+        ChainEnd::Other => return Err(SkipReason::NonTcp),
+        ChainEnd::Truncated => return Err(SkipReason::Truncated),
+        ChainEnd::TooLong => return Err(SkipReason::Ipv6ExtLimit),
+    };
+    Ok(IpLayer {
+        version: 6,
+        l4_offset,
+        ip_end,
+    })
 }
 
 #[inline(always)]

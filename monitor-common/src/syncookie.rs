@@ -8,7 +8,9 @@
 //! ACK becomes a connection through `bpf_sk_assign_tcp_reqsk` at TC ingress
 //! (see docs/mitigation.md, "SYN cookies").
 
-use crate::parse::PacketView;
+use core::ops::ControlFlow;
+
+use crate::parse::{PacketView, Step};
 pub use crate::synack::{
     SYNACK_HEAD_LEN, SYNACK_TS_LEN, SynAckSpec, fold, ipv4_header, ipv4_reply, ipv6_header,
     ipv6_reply, sum_words, synack_checksum, synack_len, write_synack, write_synack_head,
@@ -203,16 +205,12 @@ impl Default for TcpOptions {
 /// up to there stands.
 #[inline(always)]
 pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
-    parse_options_with(&hdr[..], 0, len, |i, _| i)
+    options_at(&hdr[..], 0, len)
 }
 
 /// [`parse_options`] of the TCP header at `base` in `pkt` (a frame read in
-/// place, or a header copied out to offset 0), passing the cursor and the
-/// options read so far through `launder` at each step. The kernel programs
-/// launder them through map memory, so that the verifier sees unknown
-/// values at every iteration and verifies the loop body once per
-/// iteration, rather than once per combination of option lengths and
-/// options seen.
+/// place, or a header copied out to offset 0), one option per pass of
+/// [`PacketView::repeat`].
 ///
 /// Every read is of at least two bytes (the verifier takes no one-byte
 /// packet bound as proof) and lies inside the option it reads, but one:
@@ -220,65 +218,86 @@ pub fn parse_options(hdr: &[u8; TCP_MAX_HEADER], len: usize) -> TcpOptions {
 /// read may reach past a frame that ends there. It then ends the walk, as
 /// that byte (a NOP, an EOL or an option cut short) would have.
 #[inline(always)]
-pub fn parse_options_with<V: PacketView + ?Sized>(
-    pkt: &V,
-    base: usize,
-    len: usize,
-    mut launder: impl FnMut(usize, &mut TcpOptions) -> usize,
-) -> TcpOptions {
-    let mut out = TcpOptions::default();
-    let len = if len > TCP_MAX_HEADER {
-        TCP_MAX_HEADER
-    } else {
-        len
+pub fn options_at<V: PacketView + ?Sized>(pkt: &V, base: usize, len: usize) -> TcpOptions {
+    let mut walk = OptionWalk {
+        base: base as u64,
+        len: len.min(TCP_MAX_HEADER) as u64,
+        i: 20,
+        wscale: u64::from(NO_WSCALE),
+        ..OptionWalk::default()
     };
-    let mut i = 20;
     // Each pass consumes at least one byte: 40 passes cover 40 bytes.
-    for _ in 0..TCP_MAX_HEADER - 20 {
-        i = launder(i, &mut out);
+    pkt.repeat((TCP_MAX_HEADER - 20) as u32, &mut walk);
+    TcpOptions {
+        mss: walk.mss as u16,
+        wscale: walk.wscale as u8,
+        sack_ok: walk.sack_ok != 0,
+        ts: walk.ts != 0,
+        tsval: walk.tsval as u32,
+        tsecr: walk.tsecr as u32,
+    }
+}
+
+/// [`options_at`]'s walk: the next option at `i` (from the header's start),
+/// and the options read so far, as the fields of [`TcpOptions`].
+#[repr(C)]
+#[derive(Default)]
+struct OptionWalk {
+    base: u64,
+    len: u64,
+    i: u64,
+    mss: u64,
+    wscale: u64,
+    sack_ok: u64,
+    ts: u64,
+    tsval: u64,
+    tsecr: u64,
+}
+
+impl Step for OptionWalk {
+    #[inline(always)]
+    fn step<V: PacketView + ?Sized>(&mut self, pkt: &V, _pass: u32) -> ControlFlow<()> {
+        let (base, len, i) = (self.base as usize, self.len as usize, self.i as usize);
         if i >= len {
-            break;
+            return ControlFlow::Break(());
         }
         let Some([kind, olen]) = pkt.bytes::<2>(base + i) else {
-            break;
+            return ControlFlow::Break(());
         };
         match kind {
-            opt::EOL => break,
+            opt::EOL => return ControlFlow::Break(()),
             opt::NOP => {
-                i += 1;
-                continue;
+                self.i = (i + 1) as u64;
+                return ControlFlow::Continue(());
             }
             _ => {}
         }
         let olen = usize::from(olen);
         if olen < 2 || i + olen > len {
-            break;
+            return ControlFlow::Break(());
         }
         match (kind, olen) {
             (opt::MSS, 4) => {
-                out.mss = pkt.bytes::<2>(base + i + 2).map_or(0, u16::from_be_bytes);
+                let mss = pkt.bytes::<2>(base + i + 2).map_or(0, u16::from_be_bytes);
+                self.mss = u64::from(mss);
             }
             (opt::WSCALE, 3) => {
                 // With the length byte: two bytes.
                 let shift = pkt.bytes::<2>(base + i + 1).map_or(0, |b| b[1]);
-                out.wscale = if shift > MAX_WSCALE {
-                    MAX_WSCALE
-                } else {
-                    shift
-                };
+                self.wscale = u64::from(shift.min(MAX_WSCALE));
             }
-            (opt::SACK_PERM, 2) => out.sack_ok = true,
+            (opt::SACK_PERM, 2) => self.sack_ok = 1,
             (opt::TIMESTAMP, 10) => {
                 let t = pkt.bytes::<8>(base + i + 2).unwrap_or([0; 8]);
-                out.ts = true;
-                out.tsval = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
-                out.tsecr = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+                self.ts = 1;
+                self.tsval = u64::from(u32::from_be_bytes([t[0], t[1], t[2], t[3]]));
+                self.tsecr = u64::from(u32::from_be_bytes([t[4], t[5], t[6], t[7]]));
             }
             _ => {}
         }
-        i += olen;
+        self.i = (i + olen) as u64;
+        ControlFlow::Continue(())
     }
-    out
 }
 
 /// Our SYN-ACK's TSval: the clock (ms) with its low 6 bits replaced by the

@@ -255,7 +255,7 @@ fn options_read_in_place_are_those_of_the_copied_header() {
         for tail in [&[][..], &[8, 10, 1, 1, 1, 1, 2, 2, 2, 2]] {
             let (f, l4, th_len) = frame_with(options, tail);
             assert_eq!(th_len, len);
-            let in_place = parse_options_with(&f[..], l4, th_len, |i, _| i);
+            let in_place = options_at(&f[..], l4, th_len);
             assert_eq!(in_place, copied, "{options:?} then {tail:?}");
         }
     }

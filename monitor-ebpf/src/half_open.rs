@@ -179,7 +179,7 @@ pub fn find(key: &FlowKey, hash: u32, now_coarse: u64) -> Option<&'static mut Ha
         return Some(slot);
     }
     let mut probe = Probe {
-        key: *key,
+        key,
         now_coarse,
         timeout_ns: cfg.handshake_timeout_ns,
         hash,
@@ -212,8 +212,8 @@ const NOT_FOUND: u32 = u32::MAX;
 /// One cross-partition search of [`find`]: what it looks for, and the
 /// slot index where it found it.
 #[repr(C)]
-struct Probe {
-    key: FlowKey,
+struct Probe<'a> {
+    key: &'a FlowKey,
     now_coarse: u64,
     timeout_ns: u64,
     hash: u32,
@@ -225,7 +225,7 @@ struct Probe {
 /// `bpf_loop` callback: looks in partition `cpu`; 1 stops the loop.
 extern "C" fn probe_partition(cpu: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `find` passes its `Probe`, alive for the whole loop.
-    let probe = unsafe { &mut *ctx.cast::<Probe>() };
+    let probe = unsafe { &mut *ctx.cast::<Probe<'_>>() };
     let cpu = cpu as u32;
     if cpu == probe.own {
         return 0;
@@ -234,7 +234,7 @@ extern "C" fn probe_partition(cpu: u64, ctx: *mut c_void) -> i64 {
     match slot_at(index) {
         Some(slot)
             if slot.age(probe.now_coarse, probe.timeout_ns) == Age::Live
-                && same_key(&slot.key, &probe.key) =>
+                && same_key(&slot.key, probe.key) =>
         {
             probe.found = index;
             1

@@ -26,6 +26,7 @@ mod syncookie;
 mod syncookie_tc;
 mod tls;
 mod view;
+mod walk;
 
 use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action},

@@ -21,9 +21,8 @@ use monitor_common::{
     parse::PacketView,
     syncookie::{
         CookieEvent, PortState, SYNACK_HEAD_LEN, SYNACK_TS_LEN, SynAckSpec, SyncookieConfig,
-        SyncookieCounters, TCP_MAX_HEADER, TcpOptions, encode_tsval, ipv4_reply, ipv6_reply,
-        parse_options_with, port_key, synack_checksum, synack_len, write_synack_head,
-        write_synack_ts,
+        SyncookieCounters, TCP_MAX_HEADER, encode_tsval, ipv4_reply, ipv6_reply, options_at,
+        port_key, synack_checksum, synack_len, write_synack_head, write_synack_ts,
     },
 };
 
@@ -56,10 +55,8 @@ pub fn header_len_arg(th_len: usize) -> u32 {
     ((crate::flows::opaque(th_len).wrapping_sub(1) & 63) + 1) as u32
 }
 
-// Room after `tcp` for a 64-byte copy and for the option walk's reads at
-// a masked cursor (up to 63 + 10).
-const _: () =
-    assert!(core::mem::size_of::<Scratch>() - core::mem::offset_of!(Scratch, tcp) >= 64 + 10);
+// Room after `tcp` for a 64-byte copy (see `header_len_arg`).
+const _: () = assert!(core::mem::size_of::<Scratch>() - core::mem::offset_of!(Scratch, tcp) >= 64);
 
 /// Per-CPU work area of TC ingress, which copies the ACK's headers here,
 /// and of both halves' staged offsets (see `flows::STAGING`).
@@ -80,57 +77,6 @@ pub struct Scratch {
 
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
-
-/// The option walk's state (see `parse_options_with`).
-#[repr(C)]
-pub struct Walk {
-    cursor: u64,
-    /// The options so far, field by field as integers (a struct copy
-    /// would write padding bytes the verifier rejects).
-    fields: [u64; 6],
-}
-
-#[map]
-static CURSOR: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
-
-/// The options of the TCP header at `base` in `pkt`, walked with the
-/// cursor kept in map memory, where the verifier cannot follow its value.
-#[inline(always)]
-pub fn options<V: PacketView + ?Sized>(pkt: &V, base: usize, len: usize) -> TcpOptions {
-    let Some(cursor) = CURSOR.get_ptr_mut(0) else {
-        return TcpOptions::default();
-    };
-    parse_options_with(pkt, base, len, |i, opts| {
-        // SAFETY: per-CPU value, only this CPU touches it during the run;
-        // what is read back is what was just written.
-        unsafe {
-            let cursor_at = &raw mut (*cursor).cursor;
-            let f = &raw mut (*cursor).fields;
-            let put = |k: usize, v: u64| core::ptr::write_volatile((f as *mut u64).add(k), v);
-            let get = |k: usize| core::ptr::read_volatile((f as *const u64).add(k));
-            core::ptr::write_volatile(cursor_at, i as u64);
-            put(0, u64::from(opts.mss));
-            put(1, u64::from(opts.wscale));
-            put(2, u64::from(opts.sack_ok));
-            put(3, u64::from(opts.ts));
-            put(4, u64::from(opts.tsval));
-            put(5, u64::from(opts.tsecr));
-            opts.mss = get(0) as u16;
-            opts.wscale = get(1) as u8;
-            opts.sack_ok = get(2) != 0;
-            opts.ts = get(3) != 0;
-            opts.tsval = get(4) as u32;
-            opts.tsecr = get(5) as u32;
-            // Masked: a cursor with bounds of its own, which every copy
-            // the compiler spills and reloads keeps (older verifiers lose
-            // those a later `< len` test gives). Offsets up to 63 + 10
-            // stay inside Scratch (see the assertion on its size) and are
-            // checked against the frame's end in place; the parser's own
-            // tests keep the real ones below the header length.
-            (core::ptr::read_volatile(cursor_at) as usize) & 63
-        }
-    })
-}
 
 /// Longest link-layer header (Ethernet + 2 VLAN tags).
 pub const MAX_L2: usize = 22;
@@ -227,7 +173,7 @@ pub fn answer(ctx: &XdpContext, dropped: &mut bool) -> bool {
     let (Some(cfg), Some(t)) = (SYNCOOKIE_CONFIG.get(0), pkt.bytes::<8>(l4)) else {
         return false;
     };
-    let client = options(&pkt, l4, th_len);
+    let client = options_at(&pkt, l4, th_len);
     // SAFETY: no preconditions. The kernel's TCP clock is this one, in ms.
     let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
     let spec = SynAckSpec {

@@ -25,10 +25,14 @@ use monitor_common::{
     parse::{PacketView, TcpPacket},
     syncookie::{
         CookieEvent, MSS_TABLE_V4, MSS_TABLE_V6, NO_WSCALE, ReqAttrs, TCP_LISTEN, decode_tsecr,
+        options_at,
     },
 };
 
-use crate::syncookie::{SCRATCH, Scratch, count, port_state};
+use crate::{
+    syncookie::{SCRATCH, Scratch, count, port_state},
+    view::Copied,
+};
 
 const FLAG_FIN: u8 = 0x01;
 const FLAG_SYN: u8 = 0x02;
@@ -163,7 +167,7 @@ fn listener(
         return TC_ACT_UNSPEC;
     }
     count(slot, CookieEvent::Validated);
-    let opts = crate::syncookie::options(&s.tcp[..], 0, th_len);
+    let opts = options_at(&Copied(&s.tcp[..]), 0, th_len);
     let t = s.tcp;
     let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
     let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);

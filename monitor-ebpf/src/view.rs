@@ -8,7 +8,7 @@ use aya_ebpf::{
     helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
     programs::{TcContext, XdpContext},
 };
-use monitor_common::parse::PacketView;
+use monitor_common::parse::{PacketView, Step};
 
 /// Direct reads of `[data, data_end)`, checked the way the verifier
 /// requires: pointer plus constant length compared with `data_end`.
@@ -79,6 +79,13 @@ impl XdpView {
 }
 
 impl PacketView for XdpView {
+    /// Unrolled: XDP ingress's own frame leaves no room on the stack for
+    /// a callback's (512 bytes for the whole call chain).
+    #[inline(always)]
+    fn repeat<S: Step>(&self, passes: u32, walk: &mut S) {
+        crate::walk::unrolled(self, passes, walk);
+    }
+
     #[inline(always)]
     fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         direct(self.data, &self.data_end, offset)
@@ -117,6 +124,11 @@ impl<'a> SkbView<'a> {
 }
 
 impl PacketView for SkbView<'_> {
+    #[inline(always)]
+    fn repeat<S: Step>(&self, passes: u32, walk: &mut S) {
+        crate::walk::repeat(self, passes, walk);
+    }
+
     /// Direct reads only: the stack builds headers in the linear part. A
     /// fallback copy for each read would double the paths the verifier
     /// walks at every header; payload bytes use [`LoadBytes`] instead.
@@ -128,6 +140,27 @@ impl PacketView for SkbView<'_> {
     #[inline(always)]
     fn frame_len(&self) -> usize {
         self.ctx.len() as usize
+    }
+}
+
+/// Bytes copied out of a packet (into map memory), read like the packet:
+/// the slice's own reads, with walks run by `bpf_loop`.
+pub struct Copied<'a>(pub &'a [u8]);
+
+impl PacketView for Copied<'_> {
+    #[inline(always)]
+    fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        self.0.bytes(offset)
+    }
+
+    #[inline(always)]
+    fn frame_len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline(always)]
+    fn repeat<S: Step>(&self, passes: u32, walk: &mut S) {
+        crate::walk::repeat(self, passes, walk);
     }
 }
 
