@@ -14,12 +14,21 @@ pub fn run(extra: &[String]) -> Result<()> {
     // Clippy's lints run inside the one build of the tests (see
     // `lint::with_clippy`): a lint still fails this step, before any test.
     p.step("clippy-host+build", build_tests)?;
+    // A bounded fuzz run of every target (parsers, reassembly), 15 s each,
+    // after the test step; the targets build beside the tests, on the CPU
+    // they leave idle. Skipped, like the demo, when the caller picked tests
+    // by name.
+    let fuzz_build = if extra.is_empty() {
+        Some(crate::fuzz::prebuild()?)
+    } else {
+        None
+    };
     p.step("test", || cargo_test(extra))?;
-    // A bounded fuzz run of every target (parsers, reassembly): about 15 s
-    // each after a one-off build. Skipped, like the demo, when the caller
-    // picked tests by name.
-    if extra.is_empty() {
-        p.step("fuzz", || crate::fuzz::run(crate::fuzz::CI_SECONDS, &[]))?;
+    if let Some(build) = fuzz_build {
+        p.step("fuzz", || {
+            build.finish()?;
+            crate::fuzz::run(crate::fuzz::CI_SECONDS, &[])
+        })?;
     }
     // The newcomers' tour runs too, so it cannot rot: a whole product run
     // (lab, daemon, real clients, a flood) in about 20 s.
