@@ -8,6 +8,7 @@
 //! leaves its input in `monitor-common/fuzz/artifacts/<target>/`.
 
 use std::fs::File;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Instant;
@@ -129,7 +130,10 @@ pub fn prebuild() -> Result<Prebuild> {
     cmd.current_dir(build.get_current_dir().unwrap_or(Path::new(".")))
         .args(["-n", "19", "cargo", "+nightly", "fuzz", "build", "-O"])
         .stdout(out.try_clone()?)
-        .stderr(out);
+        .stderr(out)
+        // A group of its own, so that dropping it stops cargo-fuzz's own
+        // `cargo build` and its compilers too.
+        .process_group(0);
     eprintln!(
         "$ {} (in the background; output in {})",
         proc::display(&cmd),
@@ -165,7 +169,11 @@ impl Prebuild {
 impl Drop for Prebuild {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
+            if let Ok(group) = i32::try_from(child.id()) {
+                // SAFETY: kill(2) has no memory preconditions; the group is
+                // the one `prebuild` made for this child.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
             let _ = child.wait();
         }
     }

@@ -230,7 +230,7 @@ pub fn detach(dir: &Path, control_socket: &Path) -> anyhow::Result<Vec<String>> 
             if path.is_dir() {
                 continue;
             }
-            std::fs::remove_file(&path)
+            unpin(&path, sub == links_dir(dir))
                 .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
             removed.push(path.display().to_string());
         }
@@ -238,6 +238,18 @@ pub fn detach(dir: &Path, control_socket: &Path) -> anyhow::Result<Vec<String>> 
     let _ = std::fs::remove_dir(links_dir(dir));
     let _ = std::fs::remove_dir(dir);
     Ok(removed)
+}
+
+/// Removes one pin. A link is opened first and closed after its pin is
+/// gone: the kernel frees a link whose pin was the last reference later,
+/// from a work queue (the program stays attached a moment after `detach`
+/// returned), but one whose last file descriptor closes at once.
+fn unpin(path: &Path, link: bool) -> std::io::Result<()> {
+    if link && let Ok(pinned) = aya::programs::links::PinnedLink::from_pin(path) {
+        drop(pinned.unpin()?);
+        return Ok(());
+    }
+    std::fs::remove_file(path)
 }
 
 /// Whether `path`, or the nearest ancestor that exists, is on bpffs.
