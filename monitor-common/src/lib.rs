@@ -23,6 +23,7 @@ pub mod classify;
 pub mod community_id;
 pub mod counters;
 pub mod flow;
+pub mod flow_filter;
 pub mod fragment;
 #[cfg(any(test, feature = "frames"))]
 pub mod frames;

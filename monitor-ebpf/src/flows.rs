@@ -11,12 +11,13 @@
 use aya_ebpf::{
     bindings::BPF_ANY,
     macros::map,
-    maps::{LruHashMap, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use monitor_common::{
     classify::FlagClass,
     counters::DirectionCounters,
     flow::{FlowKey, FlowState, HandshakeCounters, Role, close_index, handshake_index, phase},
+    flow_filter::{self, FLOW_FILTER_BUCKETS},
     half_open::{HalfOpen, flow_hash},
     handshake::{Outcome, on_segment},
     histogram::{Histogram, HistogramKind, bucket, histogram_index},
@@ -37,6 +38,12 @@ const DEFAULT_FLOW_TABLE_SIZE: u32 = 262_144;
 #[map]
 pub static FLOWS: LruHashMap<FlowKey, FlowState> =
     LruHashMap::with_max_entries(DEFAULT_FLOW_TABLE_SIZE, 0);
+
+/// How many of `FLOWS`' entries are in each bucket of flow hashes
+/// (`monitor_common::flow_filter`). Written when a connection enters or
+/// leaves `FLOWS` (atomically: any CPU may), never per packet.
+#[map]
+static FLOW_FILTER: Array<u32> = Array::with_max_entries(FLOW_FILTER_BUCKETS, 0);
 
 #[map]
 pub static HANDSHAKES: PerCpuArray<HandshakeCounters> =
@@ -64,7 +71,8 @@ pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
             // The answer to a SYN this CPU did not track (a flood over the
             // insert budget), known from a few cached bytes: no table probed.
             !half_open::skipped_here(hash)
-                && (in_handshake(st, slot, hash) || established(st, slot))
+                && (in_handshake(st, slot, hash)
+                    || (may_be_established(hash) && established(st, slot)))
         }
         FlagClass::Rst => in_handshake(st, slot, flow_hash(&st.key)) || established(st, slot),
         FlagClass::Syn | FlagClass::Data | FlagClass::Invalid => return,
@@ -78,7 +86,7 @@ pub fn track(st: &Staged, slot: u32, counters: &mut DirectionCounters) {
 fn in_handshake(st: &Staged, slot: u32, hash: u32) -> bool {
     match half_open::find(&st.key, hash, crate::clock::coarse_now()) {
         Some(h) => {
-            handshake(h, st, slot);
+            handshake(h, st, slot, hash);
             true
         }
         None => false,
@@ -105,9 +113,10 @@ pub fn syn(st: &Staged, slot: u32, now_coarse: u64) {
     }
 }
 
-/// A segment of a handshake in the half-open table.
+/// A segment of a handshake in the half-open table; `hash` is its flow
+/// hash.
 #[inline(always)]
-fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
+fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32, hash: u32) {
     let role = h.state.role();
     let Some(stats) = stats_of(slot, role) else {
         return;
@@ -121,10 +130,11 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
         Outcome::SynAck { syn_to_synack_ns } => {
             observe(slot, role, HistogramKind::SynToSynAck, syn_to_synack_ns);
             // The tuple's old connection, if still in the flow table, is
-            // over: the stack would not answer a SYN on a live one.
+            // over: the stack would not answer a SYN on a live one. The
+            // filter spares a flood's SYN-ACKs the lookup.
             let key = &st.key;
-            if FLOWS.get_ptr(key).is_some() {
-                remove(&st.key, stats);
+            if may_be_established(hash) && FLOWS.get_ptr(key).is_some() {
+                remove(key, hash, stats);
             }
         }
         Outcome::SynAckRetransmit => stats.synack_retransmits += 1,
@@ -135,7 +145,10 @@ fn handshake(h: &mut HalfOpen, st: &Staged, slot: u32) {
             }
             let (key, state) = (&h.key, &h.state);
             match FLOWS.insert(key, state, u64::from(BPF_ANY)) {
-                Ok(()) => stats.promoted += 1,
+                Ok(()) => {
+                    stats.promoted += 1;
+                    filter_add(hash, 1);
+                }
                 Err(_) => stats.insert_failed += 1,
             }
             records::write(key, state, Settled::Completed, now);
@@ -193,7 +206,7 @@ fn established(st: &Staged, slot: u32) -> bool {
             bump(&mut stats.closes, close_index(kind, initiator));
             observe(slot, role, HistogramKind::ConnectionDuration, duration_ns);
             records::write(&st.key, flow, Settled::Closed { kind, initiator }, now);
-            remove(&st.key, stats);
+            remove(&st.key, flow_hash(&st.key), stats);
         }
         _ => {}
     }
@@ -214,9 +227,41 @@ pub fn count_cookie_completion(port: u16, slot: u32) {
 }
 
 #[inline(always)]
-fn remove(key: &FlowKey, stats: &mut HandshakeCounters) {
+fn remove(key: &FlowKey, hash: u32, stats: &mut HandshakeCounters) {
     if FLOWS.remove(key).is_ok() {
         stats.removed += 1;
+        filter_add(hash, u32::MAX);
+    }
+}
+
+/// Whether `FLOWS` may hold a connection of flow hash `hash` (false: it
+/// holds none, see `monitor_common::flow_filter`).
+#[inline(always)]
+fn may_be_established(hash: u32) -> bool {
+    match FLOW_FILTER.get_ptr(flow_filter::bucket(hash)) {
+        // SAFETY: a valid map value; other CPUs may write it meanwhile,
+        // and either count they leave is a right answer for this segment.
+        Some(count) => (unsafe { core::ptr::read_volatile(count) }) != 0,
+        None => true,
+    }
+}
+
+/// Adds `delta` (wrapping: `u32::MAX` subtracts one) to the bucket of
+/// `hash`.
+#[inline(always)]
+fn filter_add(hash: u32, delta: u32) {
+    if let Some(count) = FLOW_FILTER.get_ptr_mut(flow_filter::bucket(hash)) {
+        // SAFETY: a valid, aligned map value, alive for the program's run;
+        // every CPU writes it with this atomic add (BPF_XADD: `core` has
+        // no atomics for the BPF target).
+        unsafe {
+            core::arch::asm!(
+                "lock *(u32 *)({count} + 0) += {delta}",
+                count = in(reg) count,
+                delta = in(reg) u64::from(delta),
+                options(nostack),
+            );
+        }
     }
 }
 

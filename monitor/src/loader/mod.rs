@@ -53,6 +53,8 @@ const IFINDEX_SLOTS_MAP: &str = "IFINDEX_SLOTS";
 const COUNTERS_MAP: &str = "COUNTERS";
 /// Sized at load; its pin must match the size (see [`pins`]).
 const FLOWS_MAP: &str = "FLOWS";
+/// `FLOWS`' entries per bucket of flow hashes (kept beside it).
+const FLOW_FILTER_MAP: &str = "FLOW_FILTER";
 pub const HALF_OPEN_MAP: &str = "HALF_OPEN";
 const FLOW_CONFIG_MAP: &str = "FLOW_CONFIG";
 const TLS_CONFIG_MAP: &str = "TLS_CONFIG";

@@ -13,7 +13,7 @@ use std::{
 use aya::maps::MapInfo;
 use thiserror::Error;
 
-use super::{EBPF_OBJECT, FLOWS_MAP, HALF_OPEN_MAP, LoadSettings};
+use super::{EBPF_OBJECT, FLOW_FILTER_MAP, FLOWS_MAP, HALF_OPEN_MAP, LoadSettings};
 
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/handshake-monitor";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -202,6 +202,17 @@ pub fn prepare(settings: &PinSettings, flow_table_size: u32) -> Result<Option<Pa
                 wanted: wanted.to_string(),
             });
         }
+    }
+    // The flow table's bucket counts must come with it: a fresh, empty
+    // filter would hide the pinned connections from their SYN-ACKs.
+    let filter = dir.join(FLOW_FILTER_MAP);
+    if settings.persist && dir.join(FLOWS_MAP).exists() && !filter.exists() {
+        return Err(PinError::Incompatible {
+            path: filter,
+            dir: dir.to_path_buf(),
+            found: "no such map beside the pinned FLOWS".into(),
+            wanted: "the flow filter".into(),
+        });
     }
     Ok(Some(dir.to_path_buf()))
 }

@@ -147,6 +147,29 @@ fn server_role_handshake_completes_once() {
 }
 
 #[test]
+fn a_reused_tuple_settles_its_stale_connection_at_the_synack() {
+    let mut lab = Lab::new(FlowSettings::default());
+    server_handshake(&mut lab, CLIENT_PORT);
+    // The old connection's close was never seen; the tuple comes back with
+    // new sequence numbers. Its SYN-ACK ends the old one (found through the
+    // flow filter's bucket), so the final ACK completes the new one.
+    let (x2, y2) = (X + 70_000, Y + 70_000);
+    lab.send(IN, true, CLIENT_PORT, SYN, x2, 0);
+    lab.send(OUT, false, CLIENT_PORT, SYN | ACK, y2, x2 + 1);
+    lab.send(IN, true, CLIENT_PORT, ACK, x2 + 1, y2 + 1);
+    let s = lab.stats(Role::Server);
+    assert_eq!(
+        (s.inserts, s.completed, s.promoted, s.removed),
+        (2, 2, 2, 1)
+    );
+    // And the new connection closes as its own.
+    lab.send(IN, true, CLIENT_PORT, RST, x2 + 1, 0);
+    let s = lab.stats(Role::Server);
+    assert_eq!(s.removed, 2);
+    assert_eq!(s.closes.iter().sum::<u64>(), 1);
+}
+
+#[test]
 fn client_role_handshake_and_reset_close() {
     let mut lab = Lab::new(FlowSettings::default());
     lab.send(OUT, true, CLIENT_PORT, SYN, X, 0);
