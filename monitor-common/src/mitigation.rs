@@ -32,6 +32,10 @@ labelled_enum! {
         SynFragment = 3 => "syn_fragment",
         /// An IP fragment from a blocked source.
         BlocklistFragment = 4 => "blocklist_fragment",
+        /// A frame whose headers the parser does not follow to their end
+        /// (more VLAN tags or IPv6 extension headers than it walks), so
+        /// its source and flags cannot be judged; Linux would deliver it.
+        HeaderChain = 5 => "header_chain",
     }
 }
 
@@ -91,7 +95,9 @@ pub struct PolicyEntry {
     pub origin: u8,
     /// For automatic blocks: the interface slot and port of the flood.
     pub slot: u8,
-    pub _pad0: u8,
+    /// The entry's prefix length in the policy table's keys (IPv4 mapped
+    /// into IPv6: 128 is one host); 0 from a daemon before 2026-12-08.
+    pub prefix_len: u8,
     pub port: u16,
     pub _pad1: [u8; 2],
 }
@@ -225,6 +231,12 @@ pub fn mapped(addr: &[u8; 16], family: u8) -> [u8; 16] {
     }
 }
 
+/// How long after its last completed handshake a source is spared its
+/// own SYN rate: a busy client whose connections complete keeps renewing
+/// it; one that completes a handshake and then floods is limited within
+/// this time. (The prefix's limit spares it for `protect_completed_seconds`.)
+pub const OWN_RATE_GRACE_NS: u64 = 1_000_000_000;
+
 /// Prefix length, in the mapped form, of a full host address.
 pub const HOST_PREFIX_LEN: u32 = 128;
 /// The per-prefix limit's aggregate: /24 for IPv4 (a /120 mapped), /64 for
@@ -275,7 +287,7 @@ pub struct MitigationCounters {
     pub exempt: [u64; ExemptReason::COUNT],
 }
 
-const _: () = assert!(core::mem::size_of::<MitigationCounters>() == 8 * 13);
+const _: () = assert!(core::mem::size_of::<MitigationCounters>() == 8 * 15);
 
 /// Slots of the offender sketch.
 pub const OFFENDER_SLOTS: usize = 512;

@@ -19,8 +19,9 @@ use monitor_common::{
     iface::MAX_INTERFACES,
     mitigation::{
         DropReason, ExemptReason, HOST_PREFIX_LEN, LIMITER_ENTRIES, LIMITER_ROWS, Limiter,
-        MitigationConfig, MitigationCounters, Mode, OffenderSketch, POLICY_FILTER_WORDS,
-        PolicyEntry, kind, limiter_index, mapped, offender_slot, policy_filter_bit, rate_prefix,
+        MitigationConfig, MitigationCounters, Mode, OWN_RATE_GRACE_NS, OffenderSketch,
+        POLICY_FILTER_WORDS, PolicyEntry, kind, limiter_index, mapped, offender_slot, origin,
+        policy_filter_bit, rate_prefix,
     },
     parse::PacketView,
 };
@@ -172,6 +173,24 @@ fn refuse(cfg: &MitigationConfig, stats: &mut MitigationCounters, reason: DropRe
     }
 }
 
+/// Whether to drop an ingress frame the parser gave up on before its TCP
+/// header (`vlan_depth`, `ipv6_ext_limit`): it could be a SYN from a
+/// blocked source, and nothing legitimate sends such a header chain.
+#[inline(always)]
+pub fn refuse_header_chain(slot: u32) -> bool {
+    let Some(cfg) = MITIGATION_CONFIG.get(0) else {
+        return false;
+    };
+    if cfg.mode == Mode::Off as u32 {
+        return false;
+    }
+    let Some(stats) = MITIGATION_STATS.get_ptr_mut(slot) else {
+        return false;
+    };
+    // SAFETY: per-CPU value, only this CPU touches it during the run.
+    refuse(cfg, unsafe { &mut *stats }, DropReason::HeaderChain)
+}
+
 /// Whether to drop an ingress IP fragment: a first fragment carrying a
 /// SYN, or any fragment from a blocked source (`enforce` only).
 #[inline(always)]
@@ -235,7 +254,19 @@ fn policy(
     }
     match HM_POLICY.get(key) {
         Some(entry) if entry.kind == kind::ALLOW => Policy::Allowed,
-        Some(entry) if entry.blocks(now) => Policy::Blocked,
+        // An automatic block of a prefix is aimed at the spoofed sources
+        // in it: a source there that completed a handshake lately is not
+        // one of them (a spoofer cannot complete one), and goes on to the
+        // limits. A block of its own address, or an operator's, holds.
+        Some(entry)
+            if entry.blocks(now)
+                && !(entry.origin == origin::AUTO
+                    && entry.prefix_len != 0
+                    && u32::from(entry.prefix_len) < HOST_PREFIX_LEN
+                    && protected(&key.data, now, cfg.protect_ns)) =>
+        {
+            Policy::Blocked
+        }
         _ => Policy::None,
     }
 }
@@ -273,7 +304,16 @@ fn limits(cfg: &MitigationConfig, suspect: &Suspect, now: u64) -> Verdict {
     let Some((reason, offender, len)) = refused else {
         return Verdict::Pass;
     };
-    if protected(&addr, now, cfg.protect_ns) {
+    // A source that completed a handshake lately is spared the limit of
+    // its prefix (spoofed floods from its neighbours); its own rate only
+    // while its handshakes keep completing (OWN_RATE_GRACE_NS), so a real
+    // client that completes one and then floods is limited.
+    let grace = if reason == DropReason::PrefixRate {
+        cfg.protect_ns
+    } else {
+        OWN_RATE_GRACE_NS
+    };
+    if protected(&addr, now, grace) {
         return Verdict::Exempt(ExemptReason::Protected);
     }
     note_offender(&offender, len, suspect, cfg.epoch);

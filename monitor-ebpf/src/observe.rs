@@ -40,13 +40,21 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
         Ok(tcp) => tcp,
         Err(reason) => {
             counters.skipped[reason as usize] += 1;
-            if reason == SkipReason::Fragment
-                && direction == Direction::Ingress
-                && crate::mitigation::refuse_fragment(pkt, slot)
-            {
-                return Verdict::Drop;
+            if direction != Direction::Ingress {
+                return Verdict::Pass;
             }
-            return Verdict::Pass;
+            let refused = match reason {
+                SkipReason::Fragment => crate::mitigation::refuse_fragment(pkt, slot),
+                SkipReason::VlanDepth | SkipReason::Ipv6ExtLimit => {
+                    crate::mitigation::refuse_header_chain(slot)
+                }
+                _ => false,
+            };
+            return if refused {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            };
         }
     };
     let class = classify(tcp.flags, tcp.payload_len);

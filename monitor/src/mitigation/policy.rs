@@ -216,7 +216,12 @@ impl PolicyTable {
     }
 
     fn insert(&mut self, cidr: Cidr, entry: PolicyEntry) -> Result<(), MapError> {
-        self.trie.insert(&key_of(cidr), entry, 0)
+        let key = key_of(cidr);
+        let entry = PolicyEntry {
+            prefix_len: key.prefix_len() as u8,
+            ..entry
+        };
+        self.trie.insert(&key, entry, 0)
     }
 }
 

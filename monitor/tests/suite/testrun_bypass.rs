@@ -20,9 +20,9 @@ use monitor::{
 };
 use monitor_common::{
     classify::tcp_flags::{ACK, SYN},
-    frames::{CLIENT_V6, Ip, SERVER_V4, SERVER_V6, TcpFrame},
+    frames::{CLIENT_V6, DOT1Q, Ip, SERVER_V4, SERVER_V6, TcpFrame},
     mitigation::{DropReason, ExemptReason, MitigationCounters, Mode},
-    parse::SkipReason,
+    parse::{MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS, SkipReason},
     syncookie::{CookieEvent, SyncookieMode},
 };
 
@@ -33,6 +33,7 @@ const BLOCKED: [u8; 4] = [198, 18, 9, 66];
 const OTHER: [u8; 4] = [198, 18, 9, 67];
 const ALLOWED: [u8; 4] = [198, 19, 9, 1];
 const IPV6_FRAGMENT: u8 = 44;
+const IPV6_DEST_OPTS: u8 = 60;
 
 struct Lab {
     programs: Programs,
@@ -227,6 +228,70 @@ fn fragments_are_counted_not_dropped_in_dry_run_and_ignored_when_off() {
     // Still counted as a fragment the parser skipped.
     let skipped = before.read(off.slot, monitor_common::counters::Direction::Ingress);
     assert_eq!(skipped.unwrap().skipped[SkipReason::Fragment as usize], 1);
+}
+
+/// A SYN behind one VLAN tag more than the parser walks.
+fn too_many_tags(lab: &Lab, src: [u8; 4]) -> Vec<u8> {
+    lab.syn(v4(src, false))
+        .with_vlans(&[DOT1Q; MAX_VLAN_TAGS + 1])
+        .build()
+}
+
+/// A SYN behind one IPv6 extension header more than the parser walks.
+fn too_many_headers(lab: &Lab, blocked: bool) -> Vec<u8> {
+    let dest_opts = (IPV6_DEST_OPTS, vec![1, 4, 0, 0, 0, 0]);
+    lab.syn(Ip::V6 {
+        src: v6_src(blocked),
+        dst: SERVER_V6,
+        ext: vec![dest_opts; MAX_IPV6_EXT_HEADERS + 1],
+    })
+    .build()
+}
+
+#[test]
+fn a_syn_behind_more_headers_than_the_parser_walks_is_dropped_in_enforce() {
+    let mut lab = Lab::new(Mode::Enforce, false);
+    // Linux strips any number of priority tags and walks any chain of
+    // extension headers: the blocked sources' SYNs would reach it.
+    assert_eq!(lab.run(&too_many_tags(&lab, BLOCKED)), XDP_DROP);
+    assert_eq!(lab.run(&too_many_headers(&lab, true)), XDP_DROP);
+    // Whoever sends them: their source is never read.
+    assert_eq!(lab.run(&too_many_tags(&lab, OTHER)), XDP_DROP);
+    assert_eq!(lab.run(&too_many_headers(&lab, false)), XDP_DROP);
+    // At the limits, the parser reads the SYN and judges its source.
+    let at_limit = lab
+        .syn(v4(BLOCKED, false))
+        .with_vlans(&[DOT1Q; MAX_VLAN_TAGS])
+        .build();
+    assert_eq!(lab.run(&at_limit), XDP_DROP);
+    let at_limit = lab
+        .syn(v4(OTHER, false))
+        .with_vlans(&[DOT1Q; MAX_VLAN_TAGS])
+        .build();
+    assert_eq!(lab.run(&at_limit), XDP_PASS);
+    let c = lab.counters();
+    assert_eq!(dropped(&c, DropReason::HeaderChain), 4);
+    assert_eq!(dropped(&c, DropReason::Blocklist), 1);
+    assert_eq!(c.dropped.iter().sum::<u64>(), 5);
+}
+
+#[test]
+fn header_chains_are_counted_in_dry_run_and_ignored_when_off() {
+    let mut lab = Lab::new(Mode::DryRun, false);
+    assert_eq!(lab.run(&too_many_tags(&lab, BLOCKED)), XDP_PASS);
+    assert_eq!(lab.run(&too_many_headers(&lab, true)), XDP_PASS);
+    let c = lab.counters();
+    assert_eq!(c.dry_run[DropReason::HeaderChain as usize], 2);
+    assert_eq!(c.dropped.iter().sum::<u64>(), 0);
+
+    let mut off = Lab::new(Mode::Off, false);
+    assert_eq!(off.run(&too_many_tags(&off, BLOCKED)), XDP_PASS);
+    assert_eq!(off.run(&too_many_headers(&off, true)), XDP_PASS);
+    let c = off.counters();
+    assert_eq!(
+        c.dry_run.iter().sum::<u64>() + c.dropped.iter().sum::<u64>(),
+        0
+    );
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn a_blocked_source_loses_its_syns_and_only_its_syns() {
     assert_eq!(lab.receive(v4(ATTACKER), SYN | ACK), XDP_PASS);
     let c = lab.counters();
     assert_eq!(c.judged, 2);
-    assert_eq!(c.dropped, [1, 0, 0, 0, 0]);
+    assert_eq!(c.dropped, [1, 0, 0, 0, 0, 0]);
     assert_eq!(c.dropped[DropReason::Blocklist as usize], 1);
 
     lab.mitigation.unblock(cidr).expect("unblock");
@@ -208,7 +208,7 @@ fn allowlisted_sources_skip_the_limits() {
     assert!((0..5).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
     assert_eq!(c.exempt[ExemptReason::Allowlist as usize], 5);
-    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
+    assert_eq!(c.dropped, [0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn dry_run_drops_nothing_and_counts_what_it_would() {
     });
     assert!((0..6).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
-    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
+    assert_eq!(c.dropped, [0, 0, 0, 0, 0, 0]);
     assert_eq!(c.dry_run[DropReason::SourceRate as usize], 4);
 }
 
@@ -238,21 +238,18 @@ fn mode_off_judges_nothing() {
     assert_eq!(lab.counters(), MitigationCounters::default());
 }
 
-#[test]
-fn a_source_that_completed_a_handshake_is_spared_the_limits() {
-    support::pin_to_cpu0();
-    let mut lab = Lab::new(enforce(1, 1));
-    // The one SYN the burst allows, answered and acknowledged: a real
-    // handshake, server role.
+/// A real handshake from `client` (server role): its one SYN, the
+/// server's SYN-ACK sent back, the final ACK. `client` is then protected.
+fn complete_handshake(lab: &mut Lab, client: [u8; 4]) {
     let (x, y, port) = (1000u32, 9000u32, 41_000u16);
     let segment = |from_client: bool, flags: u8, seq: u32, ack: u32| {
         let mut frame = TcpFrame::v4(flags);
         frame.ip = if from_client {
-            v4(ATTACKER)
+            v4(client)
         } else {
             Ip::V4 {
                 src: SERVER_V4,
-                dst: ATTACKER,
+                dst: client,
                 options: Vec::new(),
                 more_fragments: false,
             }
@@ -282,18 +279,90 @@ fn a_source_that_completed_a_handshake_is_spared_the_limits() {
                 .return_value
         }
     };
-    assert_eq!(run(&mut lab, true, segment(true, SYN, x, 0)), XDP_PASS);
-    run(&mut lab, false, segment(false, SYN | ACK, y, x + 1));
-    assert_eq!(
-        run(&mut lab, true, segment(true, ACK, x + 1, y + 1)),
-        XDP_PASS
-    );
-    // Over its limit from now on, yet every SYN passes, as protected.
+    assert_eq!(run(lab, true, segment(true, SYN, x, 0)), XDP_PASS);
+    run(lab, false, segment(false, SYN | ACK, y, x + 1));
+    assert_eq!(run(lab, true, segment(true, ACK, x + 1, y + 1)), XDP_PASS);
+}
+
+#[test]
+fn a_source_that_completed_a_handshake_is_spared_its_prefix_limit() {
+    support::pin_to_cpu0();
+    let mut lab = Lab::new(MitigationSettings {
+        mode: Mode::Enforce,
+        prefix_syn_rate: 1,
+        prefix_syn_burst: 2,
+        ..MitigationSettings::default()
+    });
+    complete_handshake(&mut lab, ATTACKER);
+    // Its neighbours use up the /24's burst; their next SYN is refused,
+    // the protected source's are not.
+    assert_eq!(lab.syn(NEIGHBOUR), XDP_PASS);
+    assert_eq!(lab.syn(NEIGHBOUR), XDP_DROP);
     assert!((0..5).all(|_| lab.syn(ATTACKER) == XDP_PASS));
     let c = lab.counters();
     assert_eq!(c.exempt[ExemptReason::Protected as usize], 5);
-    assert_eq!(c.dropped, [0, 0, 0, 0, 0]);
-    // A stranger at the same rate is not.
-    assert_eq!(lab.syn(NEIGHBOUR), XDP_PASS);
+    assert_eq!(c.dropped[DropReason::PrefixRate as usize], 1);
+    assert_eq!(c.dropped.iter().sum::<u64>(), 1);
+}
+
+#[test]
+fn a_source_that_stops_completing_handshakes_meets_its_own_rate() {
+    support::pin_to_cpu0();
+    let mut lab = Lab::new(enforce(1, 1));
+    // The one SYN the burst allows is the handshake's. Right after it, the
+    // source is spared its own rate (a busy client's next connections)...
+    complete_handshake(&mut lab, ATTACKER);
+    let completed = std::time::Instant::now();
+    assert!((0..3).all(|_| lab.syn(ATTACKER) == XDP_PASS));
+    assert_eq!(lab.counters().exempt[ExemptReason::Protected as usize], 3);
+    // ...and once no handshake of its has completed for the grace time, a
+    // flood from it meets the rate: one SYN a second.
+    let grace = Duration::from_nanos(monitor_common::mitigation::OWN_RATE_GRACE_NS);
+    std::thread::sleep((grace + Duration::from_millis(100)).saturating_sub(completed.elapsed()));
+    let verdicts: Vec<u32> = (0..5).map(|_| lab.syn(ATTACKER)).collect();
+    assert_eq!(verdicts, [XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP]);
+    let c = lab.counters();
+    assert_eq!(c.exempt[ExemptReason::Protected as usize], 3);
+    assert_eq!(c.dropped[DropReason::SourceRate as usize], 4);
+}
+
+#[test]
+fn an_automatic_prefix_block_spares_the_sources_that_completed_handshakes() {
+    support::pin_to_cpu0();
+    let mut lab = Lab::new(MitigationSettings {
+        mode: Mode::Enforce,
+        prefix_syn_rate: 1,
+        prefix_syn_burst: 1,
+        auto_block: true,
+        auto_block_min_refused: 5,
+        ..MitigationSettings::default()
+    });
+    complete_handshake(&mut lab, ATTACKER);
+    // Spoofed SYNs from the rest of its /24: refused by the prefix limit,
+    // and the /24 becomes an offender the next tick blocks.
+    let refused = (100..120)
+        .filter(|h| lab.syn([198, 18, 7, *h]) == XDP_DROP)
+        .count() as u64;
+    assert_eq!(
+        lab.counters().dropped[DropReason::PrefixRate as usize],
+        refused
+    );
+    assert!(
+        refused >= 5,
+        "only {refused} of 20 refused: the /24 is no offender"
+    );
+    lab.mitigation.tick(&["lo".to_owned()]).expect("tick");
+    let blocks = lab.mitigation.policy().blocks().expect("blocks");
+    let cidrs: Vec<String> = blocks.iter().map(|b| b.cidr.to_string()).collect();
+    assert_eq!(cidrs, ["198.18.7.0/24"]);
+    // The real client still gets through; a stranger in the /24 does not.
+    assert_eq!(lab.syn(ATTACKER), XDP_PASS);
     assert_eq!(lab.syn(NEIGHBOUR), XDP_DROP);
+    let c = lab.counters();
+    assert_eq!(c.dropped[DropReason::Blocklist as usize], 1);
+    // An operator's block of the same /24 holds for everyone.
+    let cidr: Cidr = "198.18.7.0/24".parse().unwrap();
+    lab.mitigation.unblock(cidr).expect("unblock");
+    lab.mitigation.block(cidr, None).expect("block");
+    assert_eq!(lab.syn(ATTACKER), XDP_DROP);
 }
