@@ -41,7 +41,7 @@ pub fn walk<V: PacketView + ?Sized>(pkt: &V, next: u8, cursor: usize) -> ChainEn
     let mut chain = Chain {
         next: u64::from(next),
         cursor: cursor as u64,
-        end: TOO_LONG,
+        end: NOT_WALKED,
     };
     // One pass per extension header, and one for the header after them.
     pkt.repeat(MAX_IPV6_EXT_HEADERS as u32 + 1, &mut chain);
@@ -51,7 +51,10 @@ pub fn walk<V: PacketView + ?Sized>(pkt: &V, next: u8, cursor: usize) -> ChainEn
         FRAGMENT => ChainEnd::Fragment(at),
         OTHER => ChainEnd::Other,
         TRUNCATED => ChainEnd::Truncated,
-        _ => ChainEnd::TooLong,
+        TOO_LONG => ChainEnd::TooLong,
+        // Not walked at all (the kernel found no room for the walk, which
+        // does not happen): as before there was a walk, nothing judged.
+        _ => ChainEnd::Other,
     }
 }
 
@@ -64,15 +67,16 @@ struct Chain {
     end: u64,
 }
 
-const TOO_LONG: u64 = 0;
+const NOT_WALKED: u64 = 0;
 const TCP: u64 = 1;
 const FRAGMENT: u64 = 2;
 const OTHER: u64 = 3;
 const TRUNCATED: u64 = 4;
+const TOO_LONG: u64 = 5;
 
 impl Step for Chain {
     #[inline(always)]
-    fn step<V: PacketView + ?Sized>(&mut self, pkt: &V, _pass: u32) -> ControlFlow<()> {
+    fn step<V: PacketView + ?Sized>(&mut self, pkt: &V, pass: u32) -> ControlFlow<()> {
         let cursor = self.cursor as usize;
         // Length of the header in 8-octet units, less one; AH counts
         // 4-octet units, less two (RFC 4302).
@@ -88,6 +92,10 @@ impl Step for Chain {
             ipv6_ext::AUTH => (4, 2),
             _ => return self.end(OTHER),
         };
+        // The last pass is for the header after the extension headers.
+        if pass >= MAX_IPV6_EXT_HEADERS as u32 {
+            return self.end(TOO_LONG);
+        }
         let Ok(ext) = read::<V, 2>(pkt, cursor) else {
             return self.end(TRUNCATED);
         };

@@ -4,7 +4,7 @@ use monitor_common::{
     classify::{FlagClass, classify},
     counters::{Direction, counter_index},
     iface::{IFINDEX_PROBES, table_position},
-    parse::{PacketView, SkipReason, parse_tcp},
+    parse::{MAX_HEADER_OFFSET, PacketView, SkipReason, parse_tcp},
 };
 
 use crate::{
@@ -46,6 +46,11 @@ pub fn observe<V: PacketView + LoadBytes>(pkt: &V, ifindex: u32, direction: Dire
             let refused = match reason {
                 SkipReason::Fragment => crate::mitigation::refuse_fragment(pkt, slot),
                 SkipReason::VlanDepth | SkipReason::Ipv6ExtLimit => {
+                    crate::mitigation::refuse_header_chain(slot)
+                }
+                // Headers that run past the parser's window, not past the
+                // frame: a chain as long as the frame allows.
+                SkipReason::Truncated if pkt.frame_len() > MAX_HEADER_OFFSET => {
                     crate::mitigation::refuse_header_chain(slot)
                 }
                 _ => false,

@@ -242,6 +242,18 @@ impl Mitigation {
             ..PolicyEntry::default()
         };
         self.policy.block(cidr, entry)?;
+        // Automatic blocks inside it would shadow it (the kernel finds
+        // the longest match only) and spare protected sources there.
+        for listed in self.policy.blocks().map_err(PolicyError::from)? {
+            if listed.entry.origin == origin::AUTO
+                && listed.cidr.prefix_len() > cidr.prefix_len()
+                && listed.cidr.overlaps(&cidr)
+            {
+                self.policy.unblock(listed.cidr)?;
+                self.totals.removed += 1;
+                self.announce("removed", &listed);
+            }
+        }
         self.write_config()?;
         self.totals.added_manual += 1;
         tracing::info!(%cidr, ttl = %ttl.map_or("never".into(), format_duration), "blocked (operator)");

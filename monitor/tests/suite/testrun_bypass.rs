@@ -95,7 +95,7 @@ impl Lab {
     }
 
     fn run(&mut self, frame: &[u8]) -> u32 {
-        let mut out = vec![0u8; 256];
+        let mut out = vec![0u8; 4096];
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
@@ -258,6 +258,28 @@ fn a_syn_behind_more_headers_than_the_parser_walks_is_dropped_in_enforce() {
     // Whoever sends them: their source is never read.
     assert_eq!(lab.run(&too_many_tags(&lab, OTHER)), XDP_DROP);
     assert_eq!(lab.run(&too_many_headers(&lab, false)), XDP_DROP);
+    // One extension header of 2 KiB puts the TCP header past the parser's
+    // window, though not past the frame.
+    let long = lab
+        .syn(Ip::V6 {
+            src: v6_src(false),
+            dst: SERVER_V6,
+            ext: vec![(IPV6_DEST_OPTS, vec![0; 2046])],
+        })
+        .build();
+    assert_eq!(lab.run(&long), XDP_DROP);
+    // Eight extension headers are walked: the SYN is judged by its source.
+    let eight = |blocked: bool| {
+        lab.syn(Ip::V6 {
+            src: v6_src(blocked),
+            dst: SERVER_V6,
+            ext: vec![(IPV6_DEST_OPTS, vec![1, 4, 0, 0, 0, 0]); MAX_IPV6_EXT_HEADERS],
+        })
+        .build()
+    };
+    let (blocked, other) = (eight(true), eight(false));
+    assert_eq!(lab.run(&blocked), XDP_DROP);
+    assert_eq!(lab.run(&other), XDP_PASS);
     // At the limits, the parser reads the SYN and judges its source.
     let at_limit = lab
         .syn(v4(BLOCKED, false))
@@ -270,9 +292,9 @@ fn a_syn_behind_more_headers_than_the_parser_walks_is_dropped_in_enforce() {
         .build();
     assert_eq!(lab.run(&at_limit), XDP_PASS);
     let c = lab.counters();
-    assert_eq!(dropped(&c, DropReason::HeaderChain), 4);
-    assert_eq!(dropped(&c, DropReason::Blocklist), 1);
-    assert_eq!(c.dropped.iter().sum::<u64>(), 5);
+    assert_eq!(dropped(&c, DropReason::HeaderChain), 5);
+    assert_eq!(dropped(&c, DropReason::Blocklist), 2);
+    assert_eq!(c.dropped.iter().sum::<u64>(), 7);
 }
 
 #[test]
