@@ -3,7 +3,7 @@
 
 use monitor_common::{
     classify::tcp_flags::{ACK, FIN, PSH, RST, SYN},
-    frames::{TcpFrame, arp_request, udp_v4},
+    frames::{Ip, TcpFrame, arp_request, udp_v4},
     tls::builder::ClientHelloBuilder,
 };
 
@@ -26,6 +26,18 @@ pub struct Case {
 
 fn tcp(flags: u8, port: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = TcpFrame::v4(flags).with_payload(payload);
+    f.src_port = port;
+    (f.seq, f.ack) = (1000, 5000);
+    f.build()
+}
+
+/// An IPv6 segment behind `ext` Destination Options headers (the walk over
+/// the extension-header chain).
+fn tcp6(flags: u8, port: u16, payload: &[u8], ext: usize) -> Vec<u8> {
+    let mut f = TcpFrame::v6(flags).with_payload(payload);
+    if let Ip::V6 { ext: chain, .. } = &mut f.ip {
+        chain.extend((0..ext).map(|_| (60u8, vec![1, 4, 0, 0, 0, 0])));
+    }
     f.src_port = port;
     (f.seq, f.ack) = (1000, 5000);
     f.build()
@@ -70,6 +82,18 @@ pub fn cases() -> Vec<Case> {
             plenty,
         ),
         case("syn_new_flow", each(|p| tcp(SYN, p, &[])), vec![], plenty),
+        case(
+            "tcp_data_ipv6",
+            vec![tcp6(ACK | PSH, 40_000, &[0x42; 100], 0)],
+            vec![],
+            plenty,
+        ),
+        case(
+            "tcp_data_ipv6_two_ext_headers",
+            vec![tcp6(ACK | PSH, 40_000, &[0x42; 100], 2)],
+            vec![],
+            plenty,
+        ),
         // Insert budget spent: the SYN is counted, not tracked.
         case("syn_over_budget", each(|p| tcp(SYN, p, &[])), vec![], 1),
         case(
